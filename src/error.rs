@@ -1,0 +1,66 @@
+//! The engine's one error type. Every message names the file and the problem,
+//! because it ends up verbatim in a terminal or on a row of the app's queue.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file could be opened but holds no audio we can decode.
+    #[error("{path}: {reason}")]
+    Decode { path: PathBuf, reason: String },
+
+    /// A model file is missing, altered, or does not hold the expected tensors.
+    #[error("model file {path}: {reason}")]
+    Model { path: PathBuf, reason: String },
+
+    /// Caller-supplied options that cannot be honoured.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// A malformed RTTM (or other text) input.
+    #[error("{path}:{line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn decode(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Decode {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn model(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Model {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Diarist's engine: "who spoke when", on device.
+//!
+//! `audio` turns files into 16 kHz mono samples, `models` holds the two
+//! pretrained networks (tensors in, tensors out), `pipeline` turns their
+//! outputs into speaker turns, `export` writes those turns in every format
+//! and `eval` scores them against a reference.
+
+pub mod audio;
+pub mod diarization;
+pub mod error;
+pub mod eval;
+pub mod export;
+pub mod models;
+pub mod pipeline;
+pub mod progress;
+
+pub use diarization::{Diarization, SpeakerStats, StageTimings, Turn};
+pub use error::{Error, Result};
+pub use pipeline::{DiarizeOptions, SpeakerCount};
+pub use progress::{Progress, Stage};

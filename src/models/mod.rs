@@ -1,0 +1,5 @@
+//! The two pretrained networks, in candle. Tensors in, tensors out: no notion
+//! of seconds, files or speakers lives here.
+
+pub mod lstm;
+pub mod weights;

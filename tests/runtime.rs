@@ -208,11 +208,13 @@ fn jobs_run_in_submission_order_on_the_engine_thread() {
     let events = until_all_end(&rx, &ids);
     let started: Vec<JobId> = events
         .iter()
-        .filter_map(|e| matches!(e, Event::Started { .. }).then(|| e.job().unwrap()))
+        .filter(|e| matches!(e, Event::Started { .. }))
+        .filter_map(Event::job)
         .collect();
     let done: Vec<JobId> = events
         .iter()
-        .filter_map(|e| matches!(e, Event::Done { .. }).then(|| e.job().unwrap()))
+        .filter(|e| matches!(e, Event::Done { .. }))
+        .filter_map(Event::job)
         .collect();
     assert_eq!(started, ids);
     assert_eq!(done, ids);

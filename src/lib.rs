@@ -7,6 +7,7 @@
 //! thread that owns the device and runs jobs from a queue.
 
 pub mod audio;
+pub mod bench;
 pub mod diarization;
 pub mod error;
 pub mod eval;

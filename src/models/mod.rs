@@ -2,4 +2,7 @@
 //! of seconds, files or speakers lives here.
 
 pub mod lstm;
+pub mod segmentation;
+pub mod sincnet;
+mod sincnet_cpu;
 pub mod weights;

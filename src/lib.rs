@@ -6,6 +6,7 @@
 //! and `eval` scores them against a reference.
 
 pub mod audio;
+pub mod bench;
 pub mod diarization;
 pub mod error;
 pub mod eval;

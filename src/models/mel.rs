@@ -143,9 +143,13 @@ impl MelFrontend {
 }
 
 /// `np.abs(complex64) ** 2` as librosa computes it: the float64 FFT output
-/// is stored as complex64, its modulus taken with `hypotf`, then squared.
+/// is stored as complex64, its modulus taken with `hypotf`, then squared in
+/// float32. glibc's `hypotf` is `sqrt(x² + y²)` evaluated in double and
+/// rounded once, which is what this does (and it vectorises, unlike a libm
+/// call per bin).
 fn power_f32(c: Complex<f64>) -> f32 {
-    let magnitude = (c.re as f32).hypot(c.im as f32);
+    let (re, im) = (f64::from(c.re as f32), f64::from(c.im as f32));
+    let magnitude = (re * re + im * im).sqrt() as f32;
     magnitude * magnitude
 }
 

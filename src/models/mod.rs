@@ -1,7 +1,9 @@
 //! The two pretrained networks, in candle. Tensors in, tensors out: no notion
 //! of seconds, files or speakers lives here.
 
+pub mod embedding;
 pub mod lstm;
+pub mod mel;
 pub mod segmentation;
 pub mod sincnet;
 mod sincnet_cpu;

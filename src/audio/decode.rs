@@ -11,12 +11,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use symphonia::core::codecs::audio::well_known as codec_ids;
-use symphonia::core::codecs::audio::{AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::audio::{
+    AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions,
+};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
+use symphonia::core::units::TimeBase;
 
 use super::mp4_edit::{EditTrim, audio_edit_trim};
 use super::{AudioInfo, MAX_INPUT_RATE_HZ, MIN_INPUT_RATE_HZ, Resampler, downmix_into};
@@ -26,6 +30,12 @@ use crate::error::{Error, Result};
 /// over a few glitches in a long recording, few enough to stop early on a file
 /// that is mostly garbage.
 const MAX_CORRUPT_PACKETS: usize = 32;
+
+/// No codec puts more than a few seconds in a packet; a longer stated
+/// duration is a damaged header and must not turn into a huge run of silence.
+const MAX_PACKET_SECONDS: u64 = 10;
+
+const CHAINED_STREAM: &str = "the audio format changes mid-stream (a chained stream), which is not supported; convert the file to WAV first";
 
 /// Reads the header of `path` and says what it holds, without decoding audio.
 ///
@@ -58,6 +68,7 @@ pub struct AudioStream {
     reader: Box<dyn FormatReader>,
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
+    time_base: Option<TimeBase>,
     resampler: Resampler,
     /// Leading frames still to drop, and frames still allowed after them (MP4 edit list).
     edit: Option<EditTrim>,
@@ -65,9 +76,17 @@ pub struct AudioStream {
     interleaved: Vec<f32>,
     /// The same packet after the downmix.
     mono: Vec<f32>,
-    /// Frames that reached the resampler, at the native rate.
+    /// Decoded frames that reached the resampler, at the native rate (silence excluded).
     frames_decoded: u64,
+    /// Silent frames standing in for corrupt or missing packets.
+    frames_silent: u64,
     corrupt_packets: usize,
+    /// What was wrong with the last corrupt packet, for the final message.
+    last_corrupt: Option<String>,
+    /// Whether to fill jumps in packet timestamps with silence (FLAC only).
+    fill_gaps: bool,
+    /// Timestamp the next packet should have, when filling gaps.
+    next_ts: Option<i64>,
     ended: bool,
 }
 
@@ -77,24 +96,32 @@ impl AudioStream {
         let Source {
             reader,
             track_id,
+            time_base,
             params,
             info,
             edit,
+            fill_gaps,
         } = Source::open(path)?;
         let decoder = make_decoder(path, &params)?;
-        let resampler = Resampler::new(info.sample_rate).map_err(|e| Error::decode(path, e.to_string()))?;
+        let resampler =
+            Resampler::new(info.sample_rate).map_err(|e| Error::decode(path, e.to_string()))?;
         Ok(Self {
             path: path.to_owned(),
             info,
             reader,
             decoder,
             track_id,
+            time_base,
             resampler,
             edit,
             interleaved: Vec::new(),
             mono: Vec::new(),
             frames_decoded: 0,
+            frames_silent: 0,
             corrupt_packets: 0,
+            last_corrupt: None,
+            fill_gaps,
+            next_ts: None,
             ended: false,
         })
     }
@@ -111,6 +138,7 @@ impl AudioStream {
         while out.len() == start && !self.ended {
             match self.reader.next_packet() {
                 Ok(Some(packet)) if packet.track_id == self.track_id => {
+                    self.fill_gap(&packet, out)?;
                     match self.decoder.decode(&packet) {
                         Ok(buf) => {
                             let rate = buf.spec().rate();
@@ -124,12 +152,18 @@ impl AudioStream {
                             buf.copy_to_vec_interleaved(&mut self.interleaved);
                             let frames = buf.frames();
                             let (head, tail) = packet_trim(&packet, frames);
-                            self.push_frames(channels, head, frames - tail, out)?;
+                            self.push_decoded(channels, head, frames - tail, out)?;
                         }
-                        Err(e @ (SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))) => {
-                            self.skip_corrupt_packet(&e)?;
+                        Err(SymphoniaError::ResetRequired) => {
+                            return Err(self.error(CHAINED_STREAM));
                         }
-                        Err(e) => return Err(self.error(describe_decode_error(&e))),
+                        // Damaged packets also surface as "unsupported feature" (AAC) or
+                        // limit errors: all are bounded by the corrupt-packet count.
+                        Err(e) => {
+                            self.note_corrupt(1, describe_decode_error(&e))?;
+                            let frames = self.packet_frames(&packet);
+                            self.push_silence(frames, out)?;
+                        }
                     }
                 }
                 Ok(Some(_other_track)) => {}
@@ -138,12 +172,10 @@ impl AudioStream {
                 Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     self.end(out)?
                 }
-                Err(e @ SymphoniaError::DecodeError(_)) => self.skip_corrupt_packet(&e)?,
-                Err(SymphoniaError::ResetRequired) => {
-                    return Err(self.error(
-                        "the audio format changes mid-stream (a chained stream), which is not supported; convert the file to WAV first",
-                    ));
+                Err(e @ SymphoniaError::DecodeError(_)) => {
+                    self.note_corrupt(1, describe_decode_error(&e))?
                 }
+                Err(SymphoniaError::ResetRequired) => return Err(self.error(CHAINED_STREAM)),
                 Err(e) => return Err(self.error(describe_decode_error(&e))),
             }
         }
@@ -151,23 +183,48 @@ impl AudioStream {
     }
 
     /// Downmixes and resamples frames `from..to` of the decoded packet, after the edit list.
-    fn push_frames(&mut self, channels: usize, from: usize, to: usize, out: &mut Vec<f32>) -> Result<()> {
-        let (mut from, mut to) = (from as u64, to.max(from) as u64);
-        if let Some(edit) = self.edit.as_mut() {
-            let skip = edit.skip_frames.min(to - from);
-            edit.skip_frames -= skip;
-            from += skip;
-            if let Some(keep) = edit.keep_frames.as_mut() {
-                let kept = keep.to_owned().min(to - from);
-                *keep -= kept;
-                to = from + kept;
-            }
-        }
+    fn push_decoded(
+        &mut self,
+        channels: usize,
+        from: usize,
+        to: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let (from, to) = self.apply_edit(from as u64, to.max(from) as u64);
         // Packets hold at most a few seconds, so these fit in usize.
         let (from, to) = (from as usize * channels, to as usize * channels);
         self.mono.clear();
         downmix_into(&self.interleaved[from..to], channels, &mut self.mono);
         self.frames_decoded += self.mono.len() as u64;
+        self.push_mono(out)
+    }
+
+    /// Stands in for an undecodable packet with silence of its length, so that
+    /// everything after it keeps its time.
+    fn push_silence(&mut self, frames: u64, out: &mut Vec<f32>) -> Result<()> {
+        let (from, to) = self.apply_edit(0, frames);
+        self.mono.clear();
+        self.mono.resize((to - from) as usize, 0.0);
+        self.frames_silent += to - from;
+        self.push_mono(out)
+    }
+
+    /// Narrows frames `from..to` of the current packet to what the MP4 edit list presents.
+    fn apply_edit(&mut self, mut from: u64, mut to: u64) -> (u64, u64) {
+        if let Some(edit) = self.edit.as_mut() {
+            let skip = edit.skip_frames.min(to - from);
+            edit.skip_frames -= skip;
+            from += skip;
+            if let Some(keep) = edit.keep_frames.as_mut() {
+                let kept = (*keep).min(to - from);
+                *keep -= kept;
+                to = from + kept;
+            }
+        }
+        (from, to)
+    }
+
+    fn push_mono(&mut self, out: &mut Vec<f32>) -> Result<()> {
         let path = &self.path;
         self.resampler
             .process(&self.mono, out)
@@ -182,7 +239,17 @@ impl AudioStream {
     fn end(&mut self, out: &mut Vec<f32>) -> Result<()> {
         self.ended = true;
         if self.frames_decoded == 0 {
-            return Err(self.error("the file contains no audio samples"));
+            let reason = match (&self.last_corrupt, self.info.duration_s) {
+                (Some(what), _) => format!(
+                    "the file is damaged: none of its audio could be decoded ({} corrupt packets, the last: {what})",
+                    self.corrupt_packets
+                ),
+                (_, Some(secs)) if secs > 0.0 => format!(
+                    "the file is damaged: its header announces {secs:.1} s of audio but none could be decoded"
+                ),
+                _ => "the file contains no audio samples".to_owned(),
+            };
+            return Err(self.error(reason));
         }
         let path = &self.path;
         self.resampler
@@ -190,14 +257,55 @@ impl AudioStream {
             .map_err(|e| Error::decode(path, e.to_string()))
     }
 
-    fn skip_corrupt_packet(&mut self, e: &SymphoniaError) -> Result<()> {
-        self.corrupt_packets += 1;
+    /// Valid frames in `packet`, at the track's sample rate, capped to a few seconds.
+    fn packet_frames(&self, packet: &Packet) -> u64 {
+        let rate = u64::from(self.info.sample_rate);
+        let frames = match self.time_base {
+            Some(tb) => {
+                u128::from(packet.dur.get()) * u128::from(tb.numer.get()) * u128::from(rate)
+                    / u128::from(tb.denom.get())
+            }
+            None => u128::from(packet.dur.get()),
+        };
+        u64::try_from(frames)
+            .unwrap_or(u64::MAX)
+            .min(rate * MAX_PACKET_SECONDS)
+    }
+
+    /// Counts `lost` undecodable or missing packets; fails once there are too many.
+    fn note_corrupt(&mut self, lost: usize, what: String) -> Result<()> {
+        self.corrupt_packets += lost;
+        let at_s =
+            (self.frames_decoded + self.frames_silent) as f64 / f64::from(self.info.sample_rate);
         if self.corrupt_packets > MAX_CORRUPT_PACKETS {
-            let at_s = self.frames_decoded as f64 / f64::from(self.info.sample_rate);
             return Err(self.error(format!(
-                "the file is damaged: more than {MAX_CORRUPT_PACKETS} corrupt packets (the last near {at_s:.1} s: {})",
-                describe_decode_error(e)
+                "the file is damaged: more than {MAX_CORRUPT_PACKETS} corrupt packets (the last near {at_s:.1} s: {what})"
             )));
+        }
+        self.last_corrupt = Some(what);
+        Ok(())
+    }
+
+    /// Fills a jump in FLAC frame numbers (frames the reader dropped for a bad
+    /// CRC) with silence. Other readers either never drop packets or number
+    /// them in ways (e.g. MP3 priming) that would look like false gaps.
+    fn fill_gap(&mut self, packet: &Packet, out: &mut Vec<f32>) -> Result<()> {
+        if !self.fill_gaps {
+            return Ok(());
+        }
+        let expected = self
+            .next_ts
+            .replace(packet.pts.get().saturating_add_unsigned(packet.dur.get()));
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let gap = packet.pts.get().saturating_sub(expected);
+        if gap > 0 {
+            let gap = gap as u64;
+            let lost = gap.div_ceil(packet.dur.get().max(1)) as usize;
+            self.note_corrupt(lost, format!("{gap} frames missing"))?;
+            let frames = gap.min(u64::from(self.info.sample_rate) * MAX_PACKET_SECONDS);
+            self.push_silence(frames, out)?;
         }
         Ok(())
     }
@@ -210,7 +318,7 @@ impl AudioStream {
 /// Frames to cut from the start and end of a decoded packet. Decoders in
 /// gapless mode (MP3, Vorbis) already cut them: then the decoded length
 /// equals the packet's valid duration and nothing more is cut.
-fn packet_trim(packet: &symphonia::core::packet::Packet, frames: usize) -> (usize, usize) {
+fn packet_trim(packet: &Packet, frames: usize) -> (usize, usize) {
     let (start, end) = (packet.trim_start.get(), packet.trim_end.get());
     if start + end == 0 || frames as u64 != packet.block_dur().get() {
         return (0, 0);
@@ -224,25 +332,39 @@ fn packet_trim(packet: &symphonia::core::packet::Packet, frames: usize) -> (usiz
 struct Source {
     reader: Box<dyn FormatReader>,
     track_id: u32,
+    time_base: Option<TimeBase>,
     params: AudioCodecParameters,
     info: AudioInfo,
     edit: Option<EditTrim>,
+    fill_gaps: bool,
 }
 
 impl Source {
     fn open(path: &Path) -> Result<Self> {
-        let file = open_file(path)?;
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
-        let reader = symphonia::default::get_probe()
-            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
-            .map_err(|e| Error::decode(path, describe_probe_error(&e)))?;
+        let probe = |source: Box<dyn MediaSource>| {
+            let mss = MediaSourceStream::new(source, Default::default());
+            symphonia::default::get_probe().probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+        };
+        let reader = match probe(Box::new(open_file(path)?)) {
+            Ok(reader) => reader,
+            // Some readers (OGG) scan the end of a seekable file for its duration and
+            // give up on a damaged or missing last page. Read front to back instead.
+            Err(e) if is_damage(&e) => probe(Box::new(Unseekable(open_file(path)?)))
+                .map_err(|_| Error::decode(path, describe_probe_error(&e)))?,
+            Err(e) => return Err(Error::decode(path, describe_probe_error(&e))),
+        };
 
         let track = pick_track(path, reader.as_ref())?;
-        let track_id = track.id;
+        let (track_id, time_base) = (track.id, track.time_base);
         let params = track
             .codec_params
             .as_ref()
@@ -262,10 +384,14 @@ impl Source {
             .or(decoder_channels)
             .unwrap_or(0);
         if channels == 0 {
-            return Err(Error::decode(path, "the header gives no channels (0 channels)"));
+            return Err(Error::decode(
+                path,
+                "the header gives no channels (0 channels)",
+            ));
         }
 
-        let is_mp4 = reader.format_info().short_name == "isomp4";
+        let format = reader.format_info().short_name;
+        let (is_mp4, fill_gaps) = (format == "isomp4", format == "flac");
         let edit = if is_mp4 {
             audio_edit_trim(path, track_id, sample_rate)
         } else {
@@ -273,10 +399,14 @@ impl Source {
         };
         let duration_s = duration_s(track, sample_rate, edit);
         if duration_s == Some(0.0) {
-            return Err(Error::decode(path, "the file contains no audio samples (its header says 0 s)"));
+            return Err(Error::decode(
+                path,
+                "the file contains no audio samples (its header says 0 s)",
+            ));
         }
         Ok(Self {
             track_id,
+            time_base,
             params,
             info: AudioInfo {
                 sample_rate,
@@ -285,6 +415,7 @@ impl Source {
                 duration_s,
             },
             edit,
+            fill_gaps,
             reader,
         })
     }
@@ -296,13 +427,41 @@ fn open_file(path: &Path) -> Result<File> {
     if meta.is_dir() {
         return Err(Error::io(
             path,
-            io::Error::new(io::ErrorKind::IsADirectory, "is a directory, not an audio file"),
+            io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory, not an audio file",
+            ),
         ));
     }
     if meta.len() == 0 {
         return Err(Error::decode(path, "the file is empty (0 bytes)"));
     }
     File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// A file presented as a stream that cannot seek, so readers skip end-of-file scans.
+struct Unseekable(File);
+
+impl io::Read for Unseekable {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl io::Seek for Unseekable {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl MediaSource for Unseekable {
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The default audio track, or an error saying why there is none.
@@ -342,7 +501,15 @@ fn make_decoder(path: &Path, params: &AudioCodecParameters) -> Result<Box<dyn Au
     }
     codecs
         .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|e| Error::decode(path, format!("cannot start the audio decoder: {}", describe_decode_error(&e))))
+        .map_err(|e| {
+            Error::decode(
+                path,
+                format!(
+                    "cannot start the audio decoder: {}",
+                    describe_decode_error(&e)
+                ),
+            )
+        })
 }
 
 fn unsupported_codec_reason(codec: AudioCodecId) -> String {
@@ -374,6 +541,15 @@ fn duration_s(track: &Track, sample_rate: u32, edit: Option<EditTrim>) -> Option
     }
     let (tb, dur) = (track.time_base?, track.duration?);
     Some(tb.calc_duration(dur)?.as_secs_f64())
+}
+
+/// Damaged or cut-off data, as opposed to an unknown format.
+fn is_damage(e: &SymphoniaError) -> bool {
+    match e {
+        SymphoniaError::DecodeError(_) => true,
+        SymphoniaError::IoError(io) => io.kind() == io::ErrorKind::UnexpectedEof,
+        _ => false,
+    }
 }
 
 fn describe_probe_error(e: &SymphoniaError) -> String {

@@ -29,7 +29,10 @@ pub(crate) struct EditTrim {
 pub(crate) fn audio_edit_trim(path: &Path, track_id: u32, sample_rate: u32) -> Option<EditTrim> {
     let moov = read_moov(&mut File::open(path).ok()?)?;
     let movie_timescale = child(&moov, b"mvhd").and_then(timescale)?;
-    let traks: Vec<&[u8]> = children(&moov).filter(|(t, _)| t == b"trak").map(|(_, b)| b).collect();
+    let traks: Vec<&[u8]> = children(&moov)
+        .filter(|(t, _)| t == b"trak")
+        .map(|(_, b)| b)
+        .collect();
     let sound: Vec<Trak> = traks.iter().filter_map(|b| Trak::parse(b)).collect();
     let trak = sound
         .iter()
@@ -96,7 +99,10 @@ fn first_media_edit(elst: &[u8]) -> Option<Edit> {
         let (segment_duration, media_time) = if version == 1 {
             (be_u64(elst, at)?, be_u64(elst, at + 8)? as i64)
         } else {
-            (u64::from(be_u32(elst, at)?), i64::from(be_u32(elst, at + 4)? as i32))
+            (
+                u64::from(be_u32(elst, at)?),
+                i64::from(be_u32(elst, at + 4)? as i32),
+            )
         };
         let media_time = u64::try_from(media_time).ok()?;
         Some(Edit {
@@ -170,11 +176,15 @@ fn children(body: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
 }
 
 fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 #[cfg(test)]

@@ -177,7 +177,8 @@ impl Engine {
                 .map_err(|e| construction_error(from_hz, e))?,
             )
         } else {
-            let params = SincInterpolationParameters::new(SINC_LEN, WindowFunction::BlackmanHarris2);
+            let params =
+                SincInterpolationParameters::new(SINC_LEN, WindowFunction::BlackmanHarris2);
             Box::new(
                 Async::<f32>::new_sinc(
                     rate_out as f64 / rate_in as f64,
@@ -202,14 +203,22 @@ impl Engine {
 
     /// Runs one resampler block and appends its output, minus any delay still
     /// to drop, to `out`. Returns (input frames used, output frames appended).
-    fn run_block(&mut self, block: Block, out: &mut Vec<f32>, from_hz: u32) -> Result<(usize, usize)> {
+    fn run_block(
+        &mut self,
+        block: Block,
+        out: &mut Vec<f32>,
+        from_hz: u32,
+    ) -> Result<(usize, usize)> {
         let (input, indexing) = match block {
             Block::Full(offset) => (&self.pending[..], Indexing::new().input_offset(offset)),
-            Block::Partial => (&self.pending[..], Indexing::new().partial_len(self.pending.len())),
+            Block::Partial => (
+                &self.pending[..],
+                Indexing::new().partial_len(self.pending.len()),
+            ),
             Block::Silence => (&[][..], Indexing::new().partial_len(0)),
         };
-        let input = InterleavedSlice::new(input, 1, input.len())
-            .map_err(|e| process_error(from_hz, e))?;
+        let input =
+            InterleavedSlice::new(input, 1, input.len()).map_err(|e| process_error(from_hz, e))?;
         let frames_out = self.scratch.len();
         let mut output = InterleavedSlice::new_mut(&mut self.scratch, 1, frames_out)
             .map_err(|e| process_error(from_hz, e))?;
@@ -231,7 +240,9 @@ impl Engine {
 }
 
 fn construction_error(from_hz: u32, e: impl std::fmt::Display) -> Error {
-    Error::InvalidOption(format!("cannot resample from {from_hz} Hz to {SAMPLE_RATE} Hz: {e}"))
+    Error::InvalidOption(format!(
+        "cannot resample from {from_hz} Hz to {SAMPLE_RATE} Hz: {e}"
+    ))
 }
 
 fn process_error(from_hz: u32, e: impl std::fmt::Display) -> Error {
@@ -262,13 +273,17 @@ mod tests {
 
     #[test]
     fn sixteen_khz_passes_through_bit_exact() {
-        let input: Vec<f32> = (0..5000).map(|i| ((i * 7919) % 1000) as f32 / 1e3 - 0.5).collect();
+        let input: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1e3 - 0.5)
+            .collect();
         assert_eq!(resample_in_pieces(16_000, &input, 333), input);
     }
 
     #[test]
     fn output_length_is_rounded_ratio_for_every_common_rate() {
-        for &rate in &[8_000, 11_025, 22_050, 44_100, 48_000, 96_000, 384_000, 44_101, 7_919] {
+        for &rate in &[
+            8_000, 11_025, 22_050, 44_100, 48_000, 96_000, 384_000, 44_101, 7_919,
+        ] {
             for &n in &[0_usize, 1, 17, 1000, rate as usize * 2 + 3] {
                 let input = vec![0.25_f32; n];
                 let out = resample_in_pieces(rate, &input, 4096);
@@ -289,7 +304,10 @@ mod tests {
             let out = resample_in_pieces(rate, &input, 1000);
             let want = (at_s * SAMPLE_RATE as f64).round() as i64;
             let got = peak_index(&out) as i64;
-            assert!((got - want).abs() <= 1, "rate {rate}: impulse at {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1,
+                "rate {rate}: impulse at {got}, want {want}"
+            );
         }
     }
 

@@ -5,6 +5,11 @@
 //! (symphonia's gapless mode); for any other decoder, packet trims are applied
 //! here, and MP4 edit lists (ignored by symphonia's MP4 reader) through
 //! [`mp4_edit`](super::mp4_edit).
+//!
+//! Damage never shifts time: an undecodable packet becomes silence of its
+//! length, as does a run of FLAC frames the reader dropped, and past
+//! [`MAX_CORRUPT_PACKETS`] the file is declared damaged. A file cut short
+//! yields what was decoded before the cut.
 
 use std::fs::File;
 use std::io;
@@ -53,9 +58,9 @@ pub fn decode_file(path: &Path) -> Result<Vec<f32>> {
     let mut stream = AudioStream::open(path)?;
     let mut out = Vec::new();
     if let Some(secs) = stream.info().duration_s {
-        // Only a hint: a lying header must not make us allocate gigabytes.
+        // Only a hint, capped at 30 min (115 MB): a lying header must not allocate gigabytes.
         let frames = secs * f64::from(super::SAMPLE_RATE);
-        out.reserve((frames.clamp(0.0, 1e9) as usize) + 1);
+        out.reserve(frames.clamp(0.0, 30.0 * 60.0 * 16_000.0) as usize);
     }
     while stream.read_chunk(&mut out)? > 0 {}
     Ok(out)

@@ -108,7 +108,7 @@ impl std::fmt::Display for Backend {
 
 /// The outcome of probing for a GPU once at start.
 #[derive(Debug)]
-pub(crate) struct GpuChoice {
+pub struct GpuChoice {
     /// The GPU backend and its opened device, or `None` for CPU only.
     pub gpu: Option<(Backend, Device)>,
     /// Why: shown to the user next to the backend name.
@@ -117,7 +117,7 @@ pub(crate) struct GpuChoice {
 
 /// Probes for the GPU the preference asks for. Never fails: an unavailable
 /// GPU becomes `gpu: None` with the reason.
-pub(crate) fn choose_gpu(pref: DevicePreference, simulate_gpu: bool) -> GpuChoice {
+pub fn choose_gpu(pref: DevicePreference, simulate_gpu: bool) -> GpuChoice {
     if simulate_gpu {
         return GpuChoice {
             gpu: Some((Backend::SimulatedGpu, Device::Cpu)),

@@ -608,7 +608,12 @@ impl<D: Diarizer> Worker<D> {
 
     fn batch_size(&mut self) -> usize {
         let free = memory::free_bytes(&self.device, self.probe.as_mut());
-        memory::batch_size(free, BYTES_PER_WINDOW, self.max_batch)
+        let cap = if self.device.is_cpu() {
+            self.max_batch.min(memory::CPU_MAX_BATCH)
+        } else {
+            self.max_batch
+        };
+        memory::batch_size(free, BYTES_PER_WINDOW, cap)
     }
 
     fn refresh_gpu_memory(&self) {

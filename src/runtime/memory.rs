@@ -15,6 +15,10 @@ pub const BYTES_PER_WINDOW: u64 = 12 * 1024 * 1024;
 /// batch no longer speeds up the LSTM steps on any backend we target.
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
+/// Upper bound on windows per call on the CPU: past it the matrix products
+/// are no faster per window, while memory keeps growing with the batch.
+pub const CPU_MAX_BATCH: usize = 16;
+
 /// Windows per call when free memory cannot be read.
 const UNKNOWN_MEMORY_BATCH: usize = 16;
 

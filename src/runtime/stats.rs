@@ -213,3 +213,12 @@ mod tests {
         assert!(json.get("processRssBytes").is_some());
     }
 }
+
+/// The most resident memory this process has held so far (Linux `VmHWM`),
+/// or `None` where the kernel does not say.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

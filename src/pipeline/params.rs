@@ -34,13 +34,13 @@ impl Default for PipelineParams {
     fn default() -> Self {
         Self {
             step_s: 1.0,
-            onset: 0.5,
-            offset: 0.4,
+            onset: 0.6,
+            offset: 0.45,
             partial_grid: 40,
             min_clean_fraction: 0.5,
             max_other_fraction: 0.2,
-            cluster_threshold: 0.35,
-            min_cluster_share: 0.02,
+            cluster_threshold: 0.7,
+            min_cluster_share: 0.08,
             max_cluster_inputs: 2_500,
             min_duration_off: 0.1,
             min_duration_on: 0.0,

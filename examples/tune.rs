@@ -101,6 +101,7 @@ fn main() -> anyhow::Result<()> {
                     "other" => q.max_other_fraction = v as f32,
                     "threshold" => q.cluster_threshold = v,
                     "share" => q.min_cluster_share = v,
+                    "minsize" => q.min_cluster_size = v as usize,
                     "off" => q.min_duration_off = v,
                     "on" => q.min_duration_on = v,
                     _ => anyhow::bail!("unknown parameter {name}"),

@@ -99,7 +99,9 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
         .take_while(|s| s.dissimilarity <= params.cluster_threshold)
         .count();
     let labels = cut(steps, n, n - merges_under_threshold);
-    let min_size = ((params.min_cluster_share * n as f64).ceil() as usize).max(1);
+    let min_size = ((params.min_cluster_share * n as f64).ceil() as usize)
+        .max(params.min_cluster_size)
+        .min(n);
     let sizes = cluster_sizes(&labels);
     let large: Vec<usize> = (0..sizes.len()).filter(|&c| sizes[c] >= min_size).collect();
     let wanted = clamp(large.len().max(1));

@@ -21,6 +21,10 @@ pub struct PipelineParams {
     /// Clusters holding fewer embeddings than this share of all are spurious
     /// and get merged into the nearest large one.
     pub min_cluster_share: f64,
+    /// ...and clusters smaller than this many embeddings (about this many
+    /// seconds of presence at the default step) always are: in a short
+    /// recording a share alone would keep a handful of outliers.
+    pub min_cluster_size: usize,
     /// Most embeddings fed to the quadratic-memory clustering; the rest are
     /// assigned to its centroids.
     pub max_cluster_inputs: usize,
@@ -39,8 +43,9 @@ impl Default for PipelineParams {
             partial_grid: 40,
             min_clean_fraction: 0.5,
             max_other_fraction: 0.2,
-            cluster_threshold: 0.7,
-            min_cluster_share: 0.08,
+            cluster_threshold: 0.75,
+            min_cluster_share: 0.1,
+            min_cluster_size: 6,
             max_cluster_inputs: 2_500,
             min_duration_off: 0.1,
             min_duration_on: 0.0,

@@ -48,7 +48,7 @@ impl Default for PipelineParams {
             min_cluster_size: 6,
             max_cluster_inputs: 2_500,
             min_duration_off: 0.1,
-            min_duration_on: 0.0,
+            min_duration_on: 0.2,
         }
     }
 }

@@ -19,17 +19,6 @@ step() { echo; echo "== $*"; }
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   step "parity: networks on CUDA vs CPU"
   $BIN bench --parity --device cuda
-  step "dev set on CUDA and on CPU"
-  for d in cuda cpu; do
-    /usr/bin/time -f "$d wall %e s, peak rss %M KiB" $BIN diarize $DEV --device $d --out $OUT/hyp-$d --quiet
-    $BIN score $DEV $OUT/hyp-$d
-  done
-  step "speed: 60-minute recording on CUDA"
-  $BIN bench --minutes 60 --dev-set $DEV --device cuda
-  step "speed: 60-minute recording on this machine's CPU"
-  $BIN bench --minutes 60 --dev-set $DEV --device cpu
-  step "memory: 50 consecutive jobs on CUDA"
-  $BIN bench --minutes 2 --dev-set $DEV --device cuda --jobs 50
   step "real out-of-memory: another process fills the card"
   SIG=$(mktemp -d)
   $PY - "$SIG" <<'PY' &
@@ -55,4 +44,15 @@ open(f"{sig}/released", "w").close()
 PY
   $BIN bench --oom-check "$SIG" --device cuda
   wait
+  step "dev set on CUDA and on CPU"
+  for d in cuda cpu; do
+    time $BIN diarize $DEV --device $d --out $OUT/hyp-$d --quiet
+    $BIN score $DEV $OUT/hyp-$d
+  done
+  step "speed: 60-minute recording on CUDA"
+  $BIN bench --minutes 60 --dev-set $DEV --device cuda
+  step "memory: 50 consecutive jobs on CUDA"
+  $BIN bench --minutes 2 --dev-set $DEV --device cuda --jobs 50
+  step "speed: 10-minute recording on this machine's CPU"
+  $BIN bench --minutes 10 --dev-set $DEV --device cpu
 } 2>&1 | tee "$OUT/gpu-check.txt"

@@ -88,7 +88,8 @@ impl SpeakerEncoder {
             candle_core::bail!("speaker encoder needs at least one mel frame");
         }
         let hidden = self.lstm.forward(mels)?; // (batch, frames, hidden)
-        let last = hidden.narrow(1, frames - 1, 1)?.squeeze(1)?; // (batch, hidden)
+        // Contiguous: CUDA and Metal matmuls reject strided operands.
+        let last = hidden.narrow(1, frames - 1, 1)?.squeeze(1)?.contiguous()?; // (batch, hidden)
         let raw = self.linear.forward(&last)?.relu()?; // (batch, embedding)
         l2_normalize_rows(&raw)
     }

@@ -457,7 +457,15 @@ impl<D: Diarizer> Worker<D> {
             && falls_back(e)
         {
             let from = self.backend;
-            let reason = e.to_string();
+            // candle appends a backtrace to some errors: users get its
+            // first line, the part that says what went wrong.
+            let message = e.to_string();
+            let reason = message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             self.shared.hub.emit(Event::Fallback {
                 job,
                 from,

@@ -1,0 +1,95 @@
+//! The menu-bar icon: Open Diarist, Safe mode (a checkbox mirrored with the
+//! window's switch), Quit. A left click toggles the window on macOS, where
+//! the app has no Dock icon; elsewhere the menu opens as usual.
+
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Manager, Runtime};
+
+use crate::shell;
+
+pub const TRAY_ID: &str = "diarist";
+const OPEN: &str = "open";
+const SAFE_MODE: &str = "safe-mode";
+const QUIT: &str = "quit";
+
+/// The tray's safe-mode checkbox, kept so the window's switch can tick it.
+pub struct TrayMenu<R: Runtime> {
+    pub safe_mode: CheckMenuItem<R>,
+}
+
+pub fn create<R: Runtime>(app: &AppHandle<R>, safe_mode: bool) -> tauri::Result<()> {
+    let open = MenuItem::with_id(app, OPEN, "Open Diarist", true, None::<&str>)?;
+    let safe = CheckMenuItem::with_id(
+        app,
+        SAFE_MODE,
+        "Safe mode (CPU only)",
+        true,
+        safe_mode,
+        None::<&str>,
+    )?;
+    let quit = MenuItem::with_id(app, QUIT, "Quit Diarist", true, Some("CmdOrCtrl+Q"))?;
+    let menu = Menu::with_items(
+        app,
+        &[
+            &open,
+            &PredefinedMenuItem::separator(app)?,
+            &safe,
+            &PredefinedMenuItem::separator(app)?,
+            &quit,
+        ],
+    )?;
+    let icon = Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon)
+        .icon_as_template(true)
+        .tooltip("Diarist")
+        .menu(&menu)
+        .show_menu_on_left_click(!cfg!(target_os = "macos"))
+        .on_menu_event(|app, event| match event.id().as_ref() {
+            OPEN => shell::show_window(app),
+            SAFE_MODE => {
+                // The checkbox ticked itself; make the engine and the
+                // window follow it.
+                let on = app
+                    .try_state::<TrayMenu<R>>()
+                    .and_then(|m| m.safe_mode.is_checked().ok())
+                    .unwrap_or(false);
+                shell::set_safe_mode(app, on);
+            }
+            QUIT => app.exit(0),
+            _ => {}
+        })
+        .on_tray_icon_event(on_icon_event)
+        .build(app)?;
+    app.manage(TrayMenu { safe_mode: safe });
+    Ok(())
+}
+
+fn on_icon_event<R: Runtime>(tray: &TrayIcon<R>, event: TrayIconEvent) {
+    if cfg!(target_os = "macos")
+        && let TrayIconEvent::Click {
+            button: MouseButton::Left,
+            button_state: MouseButtonState::Up,
+            ..
+        } = event
+    {
+        shell::toggle_window(tray.app_handle());
+    }
+}
+
+/// Ticks or clears the checkbox to match the engine.
+pub fn show_safe_mode<R: Runtime>(app: &AppHandle<R>, on: bool) {
+    if let Some(menu) = app.try_state::<TrayMenu<R>>() {
+        let _ = menu.safe_mode.set_checked(on);
+    }
+}
+
+/// The status bar's line as the icon's tooltip (macOS and Windows; Linux
+/// trays show none).
+pub fn show_tooltip<R: Runtime>(app: &AppHandle<R>, line: &str) {
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_tooltip(Some(line));
+    }
+}

@@ -1,0 +1,291 @@
+//! End-to-end test of the real app in a real window: tauri-driver starts the
+//! debug binary under WebKitWebDriver, and this test drives it like a user.
+//! Needs a display and `tauri-driver` on PATH, so it is ignored by a plain
+//! `cargo test`; `scripts/e2e.sh` runs it under `xvfb-run`.
+//!
+//! Native surfaces are out of WebDriver's reach, so the app's test hooks
+//! (src/e2e.rs, debug builds started with DIARIST_E2E_DIR only) stand in for
+//! them: `e2e_drop` takes paths in exactly as a drop does, and save dialogs
+//! answer "<DIARIST_E2E_DIR>/<proposed name>".
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// Diarizing the 30 s sample on a CPU in a debug build (dependencies are
+/// optimised) takes seconds; the margin is for loaded CI machines.
+const JOB_TIMEOUT: Duration = Duration::from_secs(240);
+const UI_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Polls a JavaScript expression until it is neither null nor false.
+async fn until(client: &Client, what: &str, timeout: Duration, expr: &str) -> Result<Value> {
+    let started = Instant::now();
+    loop {
+        let value = client
+            .execute(&format!("return ({expr});"), vec![])
+            .await
+            .with_context(|| format!("evaluating {expr}"))?;
+        if !(value.is_null() || value == Value::Bool(false)) {
+            return Ok(value);
+        }
+        if started.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what} ({expr})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Calls a promise-returning hook and returns what it resolved to.
+async fn call(client: &Client, expr: &str, args: Vec<Value>) -> Result<Value> {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         Promise.resolve().then(() => {expr})
+           .then(v => done({{ ok: v ?? null }}), e => done({{ err: String(e && e.message || e) }}));"
+    );
+    let reply = client.execute_async(&script, args).await?;
+    match reply.get("err") {
+        Some(err) => bail!("{expr} failed: {err}"),
+        None => Ok(reply.get("ok").cloned().unwrap_or(Value::Null)),
+    }
+}
+
+async fn text(client: &Client, css: &str) -> Result<String> {
+    Ok(client.find(Locator::Css(css)).await?.text().await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a display, tauri-driver and WebKitWebDriver: run scripts/e2e.sh"]
+async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let out = scratch.path().join("out");
+    let config = scratch.path().join("config");
+    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(&config)?;
+
+    let port = free_port()?;
+    let native_port = free_port()?;
+    // The app inherits tauri-driver's environment: a fresh config dir, so
+    // the user's settings are neither read nor changed, and the test hooks.
+    let _driver = Driver(
+        Command::new("tauri-driver")
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .env("DIARIST_E2E_DIR", &out)
+            .env("XDG_CONFIG_HOME", &config)
+            .spawn()
+            .context("starting tauri-driver (cargo install tauri-driver --version ^2 --locked)")?,
+    );
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(started.elapsed() < UI_TIMEOUT, "tauri-driver did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert(
+        "tauri:options".into(),
+        json!({ "application": env!("CARGO_BIN_EXE_diarist-app") }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let mut builder = ClientBuilder::new(connector);
+    builder.capabilities(caps);
+    let client = builder
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .context("opening a WebDriver session on the app")?;
+
+    let outcome = drive(&client, scratch.path(), &out).await;
+    if outcome.is_err() {
+        // Leave a picture of the failure next to the test's output.
+        if let Ok(png) = client.screenshot().await {
+            let _ = std::fs::write(repo_root().join("target").join("e2e-failure.png"), png);
+        }
+    }
+    let _ = client.close().await;
+    outcome
+}
+
+async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
+    until(client, "the window to start", UI_TIMEOUT, "document.body.dataset.ready === 'true'").await?;
+    let backend = text(client, "#st-backend .txt").await?;
+    ensure!(backend == "CPU", "this machine has no GPU, yet the status bar says {backend:?}");
+
+    // 1. The bundled sample, taken in exactly as a drop.
+    let sample = repo_root().join("samples").join("sample.wav").canonicalize()?;
+    call(client, "window.diaristE2E.drop(arguments[0])", vec![json!([sample])]).await?;
+    let job = until(
+        client,
+        "the sample's result",
+        JOB_TIMEOUT,
+        "(() => { const r = document.querySelector('.job');
+                  if (r && r.dataset.state === 'failed') return 'failed: ' + r.innerText;
+                  return r && r.dataset.state === 'done' ? r.dataset.job : null; })()",
+    )
+    .await?;
+    let job: u64 = match job.as_str() {
+        Some(s) if s.starts_with("failed") => bail!("the sample failed: {s}"),
+        Some(s) => s.parse()?,
+        None => bail!("unexpected job id {job}"),
+    };
+
+    // 2. The timeline shows what the engine returned: 2 lanes, every turn.
+    let engine = call(client, "window.diaristE2E.result(arguments[0])", vec![json!(job)]).await?;
+    let speakers = engine["result"]["speakers"].as_array().context("speakers")?;
+    ensure!(speakers.len() == 2, "the engine found {} speakers in the sample", speakers.len());
+    let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?;
+    ensure!(lanes.len() == 2, "the timeline has {} lanes", lanes.len());
+    let mut want: Vec<(String, f64, f64)> = engine["result"]["turns"]
+        .as_array()
+        .context("turns")?
+        .iter()
+        .map(|t| {
+            (
+                t["speaker"].as_str().unwrap_or_default().to_string(),
+                t["start_s"].as_f64().unwrap_or(f64::NAN),
+                t["end_s"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    let mut shown = Vec::new();
+    for bar in client.find_all(Locator::Css("#tl-lanes .turn")).await? {
+        let attr = |v: Option<String>| v.unwrap_or_default();
+        shown.push((
+            attr(bar.attr("data-speaker").await?),
+            attr(bar.attr("data-start").await?).parse::<f64>()?,
+            attr(bar.attr("data-end").await?).parse::<f64>()?,
+        ));
+    }
+    let order = |a: &(String, f64, f64), b: &(String, f64, f64)| {
+        a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
+    };
+    want.sort_by(order);
+    shown.sort_by(order);
+    ensure!(!want.is_empty(), "the engine returned no turns");
+    ensure!(shown == want, "timeline turns {shown:?} differ from the engine's {want:?}");
+
+    // 3. Rename the first speaker inline.
+    let first = speakers[0]["speaker"].as_str().context("label")?.to_string();
+    let other = speakers[1]["speaker"].as_str().context("label")?.to_string();
+    client
+        .find(Locator::Css(&format!("#speakers-body tr[data-speaker='{first}'] button.name")))
+        .await?
+        .click()
+        .await?;
+    let input = client.find(Locator::Css("input.rename")).await?;
+    // Backspaces, not `clear()`: WebDriver's clear blurs the field, which
+    // commits the edit. Whether the caret is at the end or the text is
+    // selected, this empties it the way a user would.
+    let erase = Key::Backspace.to_string().repeat(input.prop("value").await?.map_or(0, |v| v.len()) + 1);
+    input.send_keys(&erase).await?;
+    input.send_keys("Alice").await?;
+    input.send_keys(&Key::Enter.to_string()).await?;
+    until(
+        client,
+        "the new name on the timeline",
+        UI_TIMEOUT,
+        &format!(
+            "[...document.querySelectorAll('#tl-labels .lane-name')].some(e => e.textContent === 'Alice')
+             && document.querySelector(\"#speakers-body tr[data-speaker='{first}'] button.name\")?.textContent === 'Alice'"
+        ),
+    )
+    .await?;
+
+    // The results view, as users see it, for the README.
+    let png = client.screenshot().await?;
+    ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    let docs = repo_root().join("docs");
+    std::fs::create_dir_all(&docs)?;
+    std::fs::write(docs.join("screenshot.png"), &png)?;
+
+    // 4. Export RTTM: the file carries the new name.
+    client.find(Locator::Css("#export-format option[value='rttm']")).await?.click().await?;
+    client.find(Locator::Css("#export-btn")).await?.click().await?;
+    until(
+        client,
+        "the export to finish",
+        UI_TIMEOUT,
+        "document.querySelector('#toast')?.textContent.startsWith('Exported to') || null",
+    )
+    .await?;
+    let rttm = std::fs::read_to_string(out.join("sample.rttm")).context("reading the export")?;
+    let names: Vec<&str> = rttm
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .collect();
+    ensure!(names.contains(&"Alice"), "the RTTM has no Alice:\n{rttm}");
+    ensure!(names.contains(&other.as_str()), "the RTTM lost {other}:\n{rttm}");
+    ensure!(!names.contains(&first.as_str()), "the RTTM still says {first}:\n{rttm}");
+
+    // 5. Safe mode from the window's switch: the status bar says CPU.
+    client.find(Locator::Css("label.switch")).await?.click().await?;
+    until(
+        client,
+        "the status bar to report safe mode",
+        UI_TIMEOUT,
+        "document.querySelector('#st-backend .txt').textContent === 'CPU · safe mode'",
+    )
+    .await?;
+    ensure!(
+        client.find(Locator::Css("#safe-mode")).await?.prop("checked").await?.as_deref() == Some("true"),
+        "the switch did not stay on"
+    );
+    let app_ram = until(
+        client,
+        "live stats",
+        UI_TIMEOUT,
+        "/^App \\d+ MB$/.test(document.querySelector('#st-app').textContent) && document.querySelector('#st-app').textContent",
+    )
+    .await?;
+    eprintln!("status bar: {backend} -> CPU · safe mode, {app_ram}");
+
+    // 6. Not audio: its row shows the engine's error, and the app goes on.
+    let notes = scratch.join("notes.txt");
+    std::fs::write(&notes, "meeting notes, not a recording\n")?;
+    call(client, "window.diaristE2E.drop(arguments[0])", vec![json!([notes])]).await?;
+    let error = until(
+        client,
+        "the bad file's error",
+        JOB_TIMEOUT,
+        "document.querySelector(\".job[data-state='failed'] .job-error\")?.textContent || null",
+    )
+    .await?;
+    let error = error.as_str().unwrap_or_default();
+    ensure!(error.contains("notes.txt"), "the error does not name the file: {error:?}");
+    eprintln!("bad file row: {error}");
+
+    // Re-run the sample with exactly 2 speakers: the queue keeps working.
+    client.find(Locator::Css("#rerun-btn")).await?.click().await?;
+    until(
+        client,
+        "the re-run to finish",
+        JOB_TIMEOUT,
+        "document.querySelectorAll(\".job[data-state='done']\").length === 2",
+    )
+    .await?;
+    let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?;
+    ensure!(lanes.len() == 2, "the re-run shows {} lanes", lanes.len());
+    Ok(())
+}

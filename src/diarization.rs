@@ -110,7 +110,11 @@ pub fn speaker_stats(turns: &[Turn]) -> Vec<SpeakerStats> {
     }
     let total: f64 = stats.iter().map(|s| s.talk_time_s).sum();
     for s in &mut stats {
-        s.share = if total > 0.0 { s.talk_time_s / total } else { 0.0 };
+        s.share = if total > 0.0 {
+            s.talk_time_s / total
+        } else {
+            0.0
+        };
     }
     stats.sort_by(|a, b| a.speaker.cmp(&b.speaker));
     stats

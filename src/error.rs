@@ -40,6 +40,23 @@ pub enum Error {
 
     #[error("cancelled")]
     Cancelled,
+
+    /// The engine's job queue holds as many jobs as it was configured for.
+    #[error("the job queue is full ({capacity} jobs waiting); submit again when one finishes")]
+    QueueFull { capacity: usize },
+
+    /// The engine was shut down (or its thread died) before the command arrived.
+    #[error("the diarization engine has stopped")]
+    EngineStopped,
+
+    /// A failure of the compute backend itself (out of memory, a missing
+    /// kernel, a driver error, an injected fault), as opposed to bad input.
+    #[error("{backend} backend: {reason}")]
+    Backend { backend: String, reason: String },
+
+    /// A job panicked; the engine caught it and kept running.
+    #[error("the job panicked: {0}")]
+    Panic(String),
 }
 
 impl Error {

@@ -1,5 +1,10 @@
 //! The two pretrained networks, in candle. Tensors in, tensors out: no notion
 //! of seconds, files or speakers lives here.
 
+pub mod embedding;
 pub mod lstm;
+pub mod mel;
+pub mod segmentation;
+pub mod sincnet;
+mod sincnet_cpu;
 pub mod weights;

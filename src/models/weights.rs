@@ -59,14 +59,21 @@ pub fn load(dir: &Path, file: &ModelFile, device: &Device) -> Result<VarBuilder<
     let path = dir.join(file.file_name);
     let bytes = std::fs::read(&path).map_err(|e| {
         let reason = if e.kind() == std::io::ErrorKind::NotFound {
-            format!("missing (looked in {}; set {MODELS_DIR_ENV} to override)", dir.display())
+            format!(
+                "missing (looked in {}; set {MODELS_DIR_ENV} to override)",
+                dir.display()
+            )
         } else {
             format!("cannot read: {e}")
         };
         Error::model(&path, reason)
     })?;
     verify(&path, &bytes, file.sha256)?;
-    Ok(VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)?)
+    Ok(VarBuilder::from_buffered_safetensors(
+        bytes,
+        DType::F32,
+        device,
+    )?)
 }
 
 fn verify(path: &Path, bytes: &[u8], expected: &str) -> Result<()> {

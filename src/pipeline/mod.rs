@@ -1,6 +1,237 @@
-//! From audio to speaker turns: sliding-window segmentation, embeddings per
-//! (window, local speaker), constrained clustering and reconstruction.
+//! From audio to speaker turns, the pyannote speaker-diarization recipe:
+//! sliding-window segmentation, one embedding per (window, local speaker),
+//! constrained clustering, and reconstruction into overlapping turns.
 
+pub mod binarize;
+pub mod clustering;
+pub mod embeddings;
+pub mod frames;
+pub mod infer;
 pub mod options;
+pub mod params;
+pub mod reconstruct;
 
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+
+pub use infer::{Batches, SampleSource, SliceSource};
 pub use options::{DiarizeOptions, SpeakerCount};
+pub use params::PipelineParams;
+
+use crate::audio::{AudioStream, SAMPLE_RATE};
+use crate::diarization::{Diarization, StageTimings, Turn};
+use crate::error::{Error, Result};
+use crate::models::embedding::SpeakerEncoder;
+use crate::models::mel::MelFrontend;
+use crate::models::segmentation::Segmentation;
+use crate::progress::{Progress, Stage};
+
+/// Both networks loaded on one device, plus the recipe's parameters.
+pub struct Pipeline {
+    segmentation: Segmentation,
+    encoder: SpeakerEncoder,
+    mel: MelFrontend,
+    device: Device,
+    params: PipelineParams,
+}
+
+impl Pipeline {
+    /// Loads (and checksums) both weight files from `models_dir` onto `device`.
+    pub fn load(models_dir: &Path, device: &Device) -> Result<Self> {
+        Ok(Self {
+            segmentation: Segmentation::load(models_dir, device)?,
+            encoder: SpeakerEncoder::load(models_dir, device)?,
+            mel: MelFrontend::new(),
+            device: device.clone(),
+            params: PipelineParams::default(),
+        })
+    }
+
+    pub fn with_params(mut self, params: PipelineParams) -> Self {
+        self.params = params;
+        self
+    }
+
+    pub fn params(&self) -> &PipelineParams {
+        &self.params
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// "cpu", "cuda" or "metal".
+    pub fn backend_name(&self) -> &'static str {
+        match self.device {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+            Device::Metal(_) => "metal",
+        }
+    }
+
+    /// Diarizes an audio file, decoding it as it goes.
+    pub fn diarize_file(
+        &self,
+        path: &Path,
+        options: &DiarizeOptions,
+        batches: Batches,
+        progress: &mut dyn Progress,
+    ) -> Result<Diarization> {
+        let started = Instant::now();
+        if progress.update(Stage::Decode, 0, 1).is_break() {
+            return Err(Error::Cancelled);
+        }
+        let mut stream = AudioStream::open(path)?;
+        let uri = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "audio".into());
+        let mut result = self.diarize_source(&uri, &mut stream, options, batches, progress)?;
+        result.timings.total_s = started.elapsed().as_secs_f64();
+        Ok(result)
+    }
+
+    /// Diarizes 16 kHz mono samples already in memory.
+    pub fn diarize_samples(
+        &self,
+        uri: &str,
+        samples: &[f32],
+        options: &DiarizeOptions,
+        batches: Batches,
+        progress: &mut dyn Progress,
+    ) -> Result<Diarization> {
+        self.diarize_source(
+            uri,
+            &mut SliceSource::new(samples),
+            options,
+            batches,
+            progress,
+        )
+    }
+
+    /// The whole recipe over any sample source.
+    pub fn diarize_source(
+        &self,
+        uri: &str,
+        source: &mut dyn SampleSource,
+        options: &DiarizeOptions,
+        batches: Batches,
+        progress: &mut dyn Progress,
+    ) -> Result<Diarization> {
+        let started = Instant::now();
+        let step_s = options.step_s.unwrap_or(self.params.step_s);
+        if !(0.1..=5.0).contains(&step_s) {
+            return Err(Error::InvalidOption(format!(
+                "step must be between 0.1 and 5 seconds, got {step_s}"
+            )));
+        }
+        let step = (step_s * SAMPLE_RATE as f64).round() as usize;
+        let batches = Batches {
+            windows: batches.windows.max(1),
+            partials: batches.partials.max(1),
+        };
+        let nets = infer::Networks {
+            segmentation: &self.segmentation,
+            encoder: &self.encoder,
+            mel: &self.mel,
+            device: &self.device,
+        };
+        let inferred = infer::infer(
+            &nets,
+            source,
+            step,
+            self.params.partial_grid,
+            batches,
+            progress,
+        )?;
+        let mut timings = StageTimings {
+            decode_s: inferred.decode_s,
+            segmentation_s: inferred.segmentation_s,
+            embedding_s: inferred.embedding_s,
+            ..StageTimings::default()
+        };
+
+        let stage_started = Instant::now();
+        checkpoint(progress, Stage::Embedding)?;
+        let binarized = embeddings::binarize_all(&inferred, &self.params);
+        let speakers = embeddings::local_speakers(&inferred, &binarized, &self.params);
+        timings.embedding_s += stage_started.elapsed().as_secs_f64();
+
+        let stage_started = Instant::now();
+        checkpoint(progress, Stage::Clustering)?;
+        let clustering = clustering::cluster(&speakers, options.speakers, &self.params);
+        timings.clustering_s = stage_started.elapsed().as_secs_f64();
+
+        let stage_started = Instant::now();
+        checkpoint(progress, Stage::Reconstruction)?;
+        let raw =
+            reconstruct::reconstruct(&inferred, &binarized, &speakers, &clustering, &self.params);
+        let turns = label_by_first_appearance(raw);
+        timings.reconstruction_s = stage_started.elapsed().as_secs_f64();
+        timings.total_s = started.elapsed().as_secs_f64();
+
+        let duration_s = inferred.num_samples as f64 / SAMPLE_RATE as f64;
+        Ok(Diarization::new(
+            uri,
+            duration_s,
+            turns,
+            self.backend_name(),
+            timings,
+        ))
+    }
+}
+
+fn checkpoint(progress: &mut dyn Progress, stage: Stage) -> Result<()> {
+    match progress.update(stage, 0, 1) {
+        std::ops::ControlFlow::Continue(()) => Ok(()),
+        std::ops::ControlFlow::Break(()) => Err(Error::Cancelled),
+    }
+}
+
+/// `SPEAKER_00` is whoever speaks first, `SPEAKER_01` the next new voice...
+fn label_by_first_appearance(mut raw: Vec<reconstruct::RawTurn>) -> Vec<Turn> {
+    raw.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let mut order: Vec<usize> = Vec::new();
+    raw.into_iter()
+        .map(|t| {
+            let label = match order.iter().position(|&c| c == t.cluster) {
+                Some(i) => i,
+                None => {
+                    order.push(t.cluster);
+                    order.len() - 1
+                }
+            };
+            Turn {
+                start_s: t.start_s,
+                end_s: t.end_s,
+                speaker: format!("SPEAKER_{label:02}"),
+            }
+        })
+        .collect()
+}
+
+/// Partials per GE2E call for each window per segmentation call: a partial
+/// costs about a tenth of a window's memory, and bigger batches keep the
+/// matrix products efficient.
+const PARTIALS_PER_WINDOW_BATCH: usize = 4;
+
+impl crate::runtime::Diarizer for Pipeline {
+    fn load(models_dir: &Path, device: &Device) -> Result<Self> {
+        Pipeline::load(models_dir, device)
+    }
+
+    fn diarize(
+        &mut self,
+        job: &crate::runtime::JobSpec,
+        batch_size: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Diarization> {
+        let batches = Batches {
+            windows: batch_size,
+            partials: batch_size * PARTIALS_PER_WINDOW_BATCH,
+        };
+        self.diarize_file(&job.path, &job.options, batches, progress)
+    }
+}

@@ -11,7 +11,9 @@ pub enum SpeakerCount {
     /// Let clustering decide.
     #[default]
     Auto,
-    Exact { n: usize },
+    Exact {
+        n: usize,
+    },
     /// Either bound may be open.
     Range {
         min: Option<usize>,
@@ -22,7 +24,11 @@ pub enum SpeakerCount {
 impl SpeakerCount {
     /// Builds the count from the CLI's `--num-speakers` / `--min-speakers` /
     /// `--max-speakers`, rejecting contradictions.
-    pub fn from_flags(exact: Option<usize>, min: Option<usize>, max: Option<usize>) -> Result<Self> {
+    pub fn from_flags(
+        exact: Option<usize>,
+        min: Option<usize>,
+        max: Option<usize>,
+    ) -> Result<Self> {
         match (exact, min, max) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(Error::InvalidOption(
                 "give either an exact number of speakers or a min/max range, not both".into(),
@@ -83,13 +89,18 @@ mod tests {
 
     #[test]
     fn speaker_flags() {
-        assert_eq!(SpeakerCount::from_flags(None, None, None).unwrap(), SpeakerCount::Auto);
+        assert_eq!(
+            SpeakerCount::from_flags(None, None, None).unwrap(),
+            SpeakerCount::Auto
+        );
         assert_eq!(
             SpeakerCount::from_flags(Some(3), None, None).unwrap(),
             SpeakerCount::Exact { n: 3 }
         );
         assert_eq!(
-            SpeakerCount::from_flags(None, Some(2), None).unwrap().bounds(),
+            SpeakerCount::from_flags(None, Some(2), None)
+                .unwrap()
+                .bounds(),
             (Some(2), None)
         );
         assert!(SpeakerCount::from_flags(Some(2), Some(1), None).is_err());

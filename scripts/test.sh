@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up what a fresh Debian machine lacks, then runs every check and test:
+# formatting, clippy, the engine and app test suites (the app's end-to-end
+# test drives the real window under Xvfb), and a type-check of the macOS build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh all
+export RUSTFLAGS="${RUSTFLAGS:-}"
+
+echo "== format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== tests"
+cargo test --workspace
+
+echo "== macOS type-check (Metal, tray, activation policy)"
+rustup target add aarch64-apple-darwin >/dev/null 2>&1 || true
+CC_aarch64_apple_darwin=clang CARGO_TARGET_DIR=target/macos-check \
+  cargo check --workspace --target aarch64-apple-darwin
+
+echo "All checks passed."

@@ -1,0 +1,53 @@
+//! Windows per second of the segmentation network alone (no audio decoding,
+//! no aggregation), the figure PyTorch's 7.7 ms/window baseline measures.
+
+use std::time::Instant;
+
+use candle_core::{Device, Result, Tensor};
+
+use crate::models::segmentation::{Segmentation, WINDOW_SAMPLES};
+
+/// Deterministic speech-like input: a few harmonics under noise, in [-1, 1].
+/// The network's cost does not depend on the values, but NaN-free, realistic
+/// magnitudes keep the measurement honest.
+fn synthetic_windows(batch: usize, device: &Device) -> Result<Tensor> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut noise = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let samples: Vec<f32> = (0..batch * WINDOW_SAMPLES)
+        .map(|i| {
+            let t = (i % WINDOW_SAMPLES) as f32 / 16_000.0;
+            let phase = 2.0 * std::f32::consts::PI * t;
+            0.3 * (phase * 140.0).sin() + 0.1 * (phase * 280.0).sin() + 0.05 * noise()
+        })
+        .collect();
+    Tensor::from_vec(samples, (batch, 1, WINDOW_SAMPLES), device)
+}
+
+/// Runs `model.forward` on batches of `batch` windows for at least
+/// `min_secs` (after one untimed warm-up batch) and returns windows/s.
+pub fn segmentation_throughput(
+    model: &Segmentation,
+    device: &Device,
+    batch: usize,
+    min_secs: f64,
+) -> Result<f64> {
+    let xs = synthetic_windows(batch.max(1), device)?;
+    model.forward(&xs)?;
+    device.synchronize()?;
+    let start = Instant::now();
+    let mut windows = 0usize;
+    loop {
+        model.forward(&xs)?;
+        device.synchronize()?;
+        windows += batch.max(1);
+        let elapsed = start.elapsed().as_secs_f64();
+        if elapsed >= min_secs {
+            return Ok(windows as f64 / elapsed);
+        }
+    }
+}

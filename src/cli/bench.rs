@@ -1,0 +1,234 @@
+//! `diarist bench`: speed and memory, printed as figures (never asserted).
+//!
+//! Without `--networks` it builds an N-minute multi-speaker recording from
+//! the dev-set files (or the bundled sample), runs the whole pipeline through
+//! the engine and reports the real-time factor, per-stage times and peak RSS;
+//! `--jobs K` repeats the job and prints memory after each run.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use diarist::bench::{embedding::embedding_throughput, segmentation::segmentation_throughput};
+use diarist::models::embedding::SpeakerEncoder;
+use diarist::models::mel::MelFrontend;
+use diarist::models::segmentation::Segmentation;
+use diarist::pipeline::Pipeline;
+use diarist::runtime::{
+    Backend, Engine, EngineConfig, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
+    process_rss_bytes,
+};
+
+use super::EngineArgs;
+
+/// PyTorch 2.8 on this machine type (2 vCPU, REFERENCE.md "Speed").
+const TORCH_MS_PER_WINDOW: f64 = 7.7;
+const TORCH_MS_PER_EMBEDDING: f64 = 9.3;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measure the two networks alone at batch sizes 1, 8 and 32.
+    #[arg(long)]
+    networks: bool,
+    /// Length of the generated recording, in minutes.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Folder of WAV recordings to build it from (e.g. the dev set);
+    /// default: the bundled sample.
+    #[arg(long, value_name = "DIR")]
+    dev_set: Option<PathBuf>,
+    /// Run the job this many times, printing memory after each.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Seconds each network measurement lasts.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.networks {
+        networks(&args)?;
+    } else {
+        pipeline(&args)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn networks(args: &BenchArgs) -> anyhow::Result<()> {
+    let pref = args.engine.device.with_env_override()?;
+    let choice = choose_gpu(pref, false);
+    let (backend, device) = choice
+        .gpu
+        .unwrap_or((Backend::Cpu, candle_core::Device::Cpu));
+    println!(
+        "networks on {backend} ({}), {} s per figure",
+        choice.reason, args.seconds
+    );
+    let dir = args.engine.models_dir();
+    let segmentation = Segmentation::load(&dir, &device)?;
+    let encoder = SpeakerEncoder::load(&dir, &device)?;
+    let mel = MelFrontend::new();
+    println!();
+    println!("segmentation (5 s windows)   windows/s   ms/window   PyTorch ms/window   speed-up");
+    for batch in [1, 8, 32] {
+        let per_s = segmentation_throughput(&segmentation, &device, batch, args.seconds)?;
+        let ms = 1000.0 / per_s;
+        println!(
+            "  batch {batch:>3}                  {per_s:>9.1}   {ms:>9.2}   {TORCH_MS_PER_WINDOW:>17.1}   {:>7.2}×",
+            TORCH_MS_PER_WINDOW / ms
+        );
+    }
+    println!();
+    println!(
+        "GE2E (5 s utterances, 5 partials)  emb/s   ms/emb   ms/partial (net)   PyTorch ms/emb   speed-up"
+    );
+    for batch in [1, 8, 32] {
+        let b = embedding_throughput(&encoder, &mel, &device, batch, args.seconds)?;
+        println!(
+            "  batch {batch:>3}                  {:>9.1}  {:>7.2}   {:>7.2} ({:>5.2})   {TORCH_MS_PER_EMBEDDING:>14.1}   {:>7.2}×",
+            b.embeddings_per_s,
+            b.ms_per_embedding,
+            b.ms_per_partial,
+            b.ms_per_partial_model,
+            TORCH_MS_PER_EMBEDDING / b.ms_per_embedding
+        );
+    }
+    Ok(())
+}
+
+fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
+    let sources = match &args.dev_set {
+        Some(dir) => wavs_in(dir)?,
+        None => vec![diarist::models::weights::default_models_dir().join("../samples/sample.wav")],
+    };
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(format!("bench-{}min.wav", args.minutes));
+    let seconds = build_recording(&sources, args.minutes, &path)?;
+    println!(
+        "recording: {:.1} min built from {} file(s), rss before the engine: {}",
+        seconds / 60.0,
+        sources.len(),
+        mib(process_rss_bytes())
+    );
+
+    let mut config = EngineConfig::new(args.engine.models_dir());
+    config.device = args.engine.device;
+    let engine = Engine::start::<Pipeline>(config)?;
+    let events = engine.subscribe();
+    let status = engine.status();
+    println!("backend: {} ({})", status.backend, status.reason);
+    let mut gpu: Option<GpuMemory> = None;
+    for run in 1..=args.jobs.max(1) {
+        let started = Instant::now();
+        engine.submit(JobSpec::new(&path))?;
+        let result = loop {
+            match events.recv().context("the engine stopped")? {
+                Event::Done {
+                    result,
+                    backend,
+                    fallback,
+                    ..
+                } => break (result, backend, fallback),
+                Event::Failed { error, .. } => anyhow::bail!("{}", error.message),
+                Event::Stats(s) => gpu = s.gpu.or(gpu),
+                _ => {}
+            }
+        };
+        let wall = started.elapsed().as_secs_f64();
+        let (d, backend, fallback) = result;
+        // Let the engine go idle and refresh its GPU snapshot.
+        let settle = Instant::now() + Duration::from_millis(1500);
+        while let Ok(event) = events.recv_deadline(settle) {
+            if let Event::Stats(s) = event {
+                gpu = s.gpu.or(gpu);
+            }
+        }
+        if run == 1 {
+            let t = &d.timings;
+            println!(
+                "speakers {}, turns {}, audio {:.1} s, wall {:.2} s: {:.1}× real time (RTF {:.4}) on {backend}{}",
+                d.num_speakers(),
+                d.turns.len(),
+                d.duration_s,
+                wall,
+                d.duration_s / wall,
+                wall / d.duration_s,
+                fallback
+                    .map(|f| format!(" after fallback from {} ({})", f.from, f.reason))
+                    .unwrap_or_default()
+            );
+            println!(
+                "stages: decode {:.2} s, segmentation {:.2} s, embedding {:.2} s, clustering {:.2} s, reconstruction {:.2} s",
+                t.decode_s, t.segmentation_s, t.embedding_s, t.clustering_s, t.reconstruction_s
+            );
+        }
+        println!(
+            "job {run:>3}: wall {wall:>7.2} s   rss {:>9}   peak rss {:>9}   gpu {}",
+            mib(process_rss_bytes()),
+            mib(peak_rss_bytes()),
+            gpu.map(|g| format!("{} / {}", mib(Some(g.used_bytes)), mib(Some(g.total_bytes))))
+                .unwrap_or_else(|| "n/a".into())
+        );
+    }
+    engine.shutdown();
+    Ok(())
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "n/a".into(),
+        |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    )
+}
+
+fn wavs_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    wavs.sort();
+    if wavs.is_empty() {
+        anyhow::bail!("{} holds no .wav files", dir.display());
+    }
+    Ok(wavs)
+}
+
+/// Concatenates the sources (in name order, repeated) into a 16 kHz mono
+/// 16-bit WAV of `minutes`; deterministic for the same folder. Returns the
+/// length in seconds.
+fn build_recording(sources: &[PathBuf], minutes: f64, out: &Path) -> anyhow::Result<f64> {
+    let target = (minutes * 60.0 * 16_000.0).round() as usize;
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(out, spec)?;
+    let mut written = 0usize;
+    'outer: loop {
+        for source in sources {
+            let samples = diarist::audio::decode_file(source)?;
+            if samples.is_empty() {
+                continue;
+            }
+            for s in samples {
+                if written == target {
+                    break 'outer;
+                }
+                writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)?;
+                written += 1;
+            }
+        }
+        if written == 0 {
+            anyhow::bail!("the source recordings are empty");
+        }
+    }
+    writer.finalize()?;
+    Ok(written as f64 / 16_000.0)
+}

@@ -1,0 +1,64 @@
+//! Command-line front end: argument parsing and one module per subcommand.
+
+mod bench;
+mod diarize;
+mod inputs;
+mod score;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use diarist::runtime::DevicePreference;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "diarist",
+    version,
+    about = "Who spoke when: on-device speaker diarization"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Diarize audio files (or every audio file in the given folders).
+    Diarize(diarize::DiarizeArgs),
+    /// Score hypothesis RTTM against reference RTTM (DER, JER).
+    Score(score::ScoreArgs),
+    /// Measure speed and memory of the networks or of the whole pipeline.
+    Bench(bench::BenchArgs),
+}
+
+/// Options shared by the commands that run the networks.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Where to run the networks: auto, cpu, cuda or metal.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: DevicePreference,
+    /// Folder holding the model weights (default: the bundled models/).
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+}
+
+fn parse_device(s: &str) -> Result<DevicePreference, String> {
+    s.parse().map_err(|e: diarist::Error| e.to_string())
+}
+
+impl EngineArgs {
+    fn models_dir(&self) -> PathBuf {
+        self.models
+            .clone()
+            .unwrap_or_else(diarist::models::weights::default_models_dir)
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Diarize(args) => diarize::run(args),
+        Command::Score(args) => score::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,350 @@
+//! SincNet, the learnable front end of PyanNet: waveform → 60 features per
+//! frame (one frame every 270 samples).
+//!
+//! Port of pyannote/pyannote-audio 4.0.7 `models/blocks/sincnet.py` `SincNet`
+//! and asteroid-filterbanks 0.4.0 `ParamSincFB` (MIT). The sinc filterbank only
+//! depends on the weights, so it is computed once at load (in float64, then
+//! stored as float32) instead of on every forward as PyTorch does.
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+
+use crate::models::sincnet_cpu::{HostConv, HostNorm, HostSincNet};
+
+/// Hyper-parameters of the SincNet front end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SincNetConfig {
+    pub sample_rate: usize,
+    /// Number of sinc filters; the first half are cosine (even) filters, the
+    /// second half sine (odd) filters.
+    pub num_filters: usize,
+    /// Taps of each sinc filter (odd).
+    pub filter_taps: usize,
+    pub stride: usize,
+    pub min_low_hz: f64,
+    pub min_band_hz: f64,
+    /// Channels of the two learned convolutions that follow.
+    pub conv_channels: usize,
+    pub conv_kernel: usize,
+    pub pool: usize,
+}
+
+impl Default for SincNetConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate: 16_000,
+            num_filters: 80,
+            filter_taps: 251,
+            stride: 10,
+            min_low_hz: 50.0,
+            min_band_hz: 50.0,
+            conv_channels: 60,
+            conv_kernel: 5,
+            pool: 3,
+        }
+    }
+}
+
+const NORM_EPS: f64 = 1e-5;
+const LEAKY_SLOPE: f64 = 0.01;
+
+/// `InstanceNorm1d(affine=True)`: per (sample, channel) statistics over time,
+/// biased variance, no running statistics.
+pub(crate) struct InstanceNorm {
+    /// (1, channels, 1)
+    weight: Tensor,
+    /// (1, channels, 1)
+    bias: Tensor,
+}
+
+impl InstanceNorm {
+    fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(channels, "weight")?.reshape((1, channels, 1))?,
+            bias: vb.get(channels, "bias")?.reshape((1, channels, 1))?,
+        })
+    }
+}
+
+impl Module for InstanceNorm {
+    /// xs: (batch, channels, time) → same shape
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mean = xs.mean_keepdim(D::Minus1)?; // (batch, channels, 1)
+        let centered = xs.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?; // (batch, channels, 1)
+        // Folding the affine weight into the per-channel scale saves a full
+        // pass over the (long) time axis.
+        let scale = (var + NORM_EPS)?
+            .sqrt()?
+            .recip()?
+            .broadcast_mul(&self.weight)?;
+        centered.broadcast_mul(&scale)?.broadcast_add(&self.bias)
+    }
+}
+
+/// `MaxPool1d(k, k)` over the last axis (trailing samples that do not fill a
+/// window are dropped, as PyTorch does). xs: (batch, channels, time).
+fn max_pool(xs: &Tensor, k: usize) -> Result<Tensor> {
+    let (batch, channels, time) = xs.dims3()?;
+    let out = time / k;
+    xs.narrow(2, 0, out * k)?
+        .contiguous()?
+        .reshape((batch, channels, out, k))?
+        .max(D::Minus1) // (batch, channels, out)
+}
+
+/// asteroid `ParamSincFB` filters from the checkpoint's `low_hz_` (F/2, 1),
+/// `band_hz_` (F/2, 1), `n_` (1, taps/2) and `window_` (taps/2) tensors.
+/// Returns (F, 1, taps), row-major: cosine filters first, then sine filters.
+pub fn sinc_filterbank(cfg: &SincNetConfig, vb: &VarBuilder) -> Result<Vec<f32>> {
+    let half_filters = cfg.num_filters / 2;
+    let half_taps = cfg.filter_taps / 2;
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f64>> {
+        vb.get(shape, name)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()
+    };
+    let low_hz = read("low_hz_", &[half_filters, 1])?;
+    let band_hz = read("band_hz_", &[half_filters, 1])?;
+    let n = read("n_", &[1, half_taps])?;
+    let window = read("window_", &[half_taps])?;
+
+    let nyquist = cfg.sample_rate as f64 / 2.0;
+    let mut filters = vec![0f32; cfg.num_filters * cfg.filter_taps];
+    for f in 0..half_filters {
+        let low = cfg.min_low_hz + low_hz[f].abs();
+        let high = (low + cfg.min_band_hz + band_hz[f].abs()).clamp(cfg.min_low_hz, nyquist);
+        let band = high - low;
+        let cos_row = &mut filters[f * cfg.filter_taps..(f + 1) * cfg.filter_taps];
+        for j in 0..half_taps {
+            let left = ((n[j] * high).sin() - (n[j] * low).sin()) / (n[j] / 2.0) * window[j];
+            cos_row[j] = (left / (2.0 * band)) as f32;
+            cos_row[cfg.filter_taps - 1 - j] = cos_row[j];
+        }
+        // The centre tap is 2·band / (2·band).
+        cos_row[half_taps] = 1.0;
+        let sin_start = (half_filters + f) * cfg.filter_taps;
+        let sin_row = &mut filters[sin_start..sin_start + cfg.filter_taps];
+        for j in 0..half_taps {
+            let left = ((n[j] * low).cos() - (n[j] * high).cos()) / (n[j] / 2.0) * window[j];
+            sin_row[j] = (left / (2.0 * band)) as f32;
+            sin_row[cfg.filter_taps - 1 - j] = -sin_row[j];
+        }
+        sin_row[half_taps] = 0.0;
+    }
+    Ok(filters)
+}
+
+/// Outputs of every SincNet stage, for parity checks.
+pub struct SincNetTrace {
+    /// (batch, 1, samples)
+    pub wav_norm: Tensor,
+    /// (batch, filters, sinc frames), before `abs`
+    pub sinc_conv: Tensor,
+    /// (batch, filters, sinc frames / pool)
+    pub stage0: Tensor,
+    /// (batch, conv channels, …)
+    pub stage1: Tensor,
+    /// (batch, conv channels, frames)
+    pub stage2: Tensor,
+}
+
+pub struct SincNet {
+    wav_norm: InstanceNorm,
+    /// (filters, 1, taps)
+    filters: Tensor,
+    stride: usize,
+    pool: usize,
+    convs: [Conv1d; 2],
+    norms: [InstanceNorm; 3],
+    /// Present when the weights live on the CPU.
+    host: Option<HostSincNet>,
+}
+
+fn host_vec(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+}
+
+impl InstanceNorm {
+    fn to_host(&self) -> Result<HostNorm> {
+        Ok(HostNorm {
+            weight: host_vec(&self.weight)?,
+            bias: host_vec(&self.bias)?,
+        })
+    }
+}
+
+fn host_conv(conv: &Conv1d) -> Result<HostConv> {
+    let (c_out, c_in, kernel) = conv.weight().dims3()?;
+    let bias = match conv.bias() {
+        Some(bias) => host_vec(bias)?,
+        None => vec![0.0; c_out],
+    };
+    Ok(HostConv {
+        weight: host_vec(conv.weight())?,
+        bias,
+        c_out,
+        c_in,
+        kernel,
+    })
+}
+
+impl SincNet {
+    /// `vb` points at the checkpoint's `sincnet` prefix.
+    pub fn new(cfg: &SincNetConfig, vb: VarBuilder) -> Result<Self> {
+        let filters = sinc_filterbank(cfg, &vb.pp("conv1d.0.filterbank"))?;
+        let filters =
+            Tensor::from_vec(filters, (cfg.num_filters, 1, cfg.filter_taps), vb.device())?;
+        let conv = |c_in: usize, index: usize| {
+            candle_nn::conv1d(
+                c_in,
+                cfg.conv_channels,
+                cfg.conv_kernel,
+                Conv1dConfig::default(),
+                vb.pp(format!("conv1d.{index}")),
+            )
+        };
+        let norm = |channels: usize, index: usize| {
+            InstanceNorm::new(channels, vb.pp(format!("norm1d.{index}")))
+        };
+        let wav_norm = InstanceNorm::new(1, vb.pp("wav_norm1d"))?;
+        let convs = [conv(cfg.num_filters, 1)?, conv(cfg.conv_channels, 2)?];
+        let norms = [
+            norm(cfg.num_filters, 0)?,
+            norm(cfg.conv_channels, 1)?,
+            norm(cfg.conv_channels, 2)?,
+        ];
+        let host = if vb.device().is_cpu() {
+            Some(HostSincNet {
+                wav_norm: wav_norm.to_host()?,
+                filters: host_vec(&filters)?,
+                num_filters: cfg.num_filters,
+                taps: cfg.filter_taps,
+                stride: cfg.stride,
+                pool: cfg.pool,
+                convs: [host_conv(&convs[0])?, host_conv(&convs[1])?],
+                norms: [
+                    norms[0].to_host()?,
+                    norms[1].to_host()?,
+                    norms[2].to_host()?,
+                ],
+                eps: NORM_EPS as f32,
+                slope: LEAKY_SLOPE as f32,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            wav_norm,
+            filters,
+            stride: cfg.stride,
+            pool: cfg.pool,
+            convs,
+            norms,
+            host,
+        })
+    }
+
+    /// The computed sinc filterbank, (filters, 1, taps).
+    pub fn filters(&self) -> &Tensor {
+        &self.filters
+    }
+
+    fn sinc_conv(&self, wav_norm: &Tensor) -> Result<Tensor> {
+        let params = Conv1dConfig {
+            stride: self.stride,
+            ..Default::default()
+        };
+        wav_norm.conv1d(
+            &self.filters,
+            params.padding,
+            params.stride,
+            params.dilation,
+            params.groups,
+        ) // (batch, filters, sinc frames)
+    }
+
+    /// pool → instance norm → leaky ReLU
+    fn finish_stage(&self, xs: &Tensor, stage: usize) -> Result<Tensor> {
+        let xs = max_pool(xs, self.pool)?;
+        candle_nn::ops::leaky_relu(&self.norms[stage].forward(&xs)?, LEAKY_SLOPE)
+    }
+
+    /// wav: (batch, 1, samples) → every stage's output.
+    pub fn forward_trace(&self, wav: &Tensor) -> Result<SincNetTrace> {
+        let wav_norm = self.wav_norm.forward(wav)?; // (batch, 1, samples)
+        let sinc_conv = self.sinc_conv(&wav_norm)?; // (batch, 80, 7975)
+        let stage0 = self.finish_stage(&sinc_conv.abs()?, 0)?; // (batch, 80, 2658)
+        let stage1 = self.finish_stage(&self.convs[0].forward(&stage0)?, 1)?; // (batch, 60, 884)
+        let stage2 = self.finish_stage(&self.convs[1].forward(&stage1)?, 2)?; // (batch, 60, 293)
+        Ok(SincNetTrace {
+            wav_norm,
+            sinc_conv,
+            stage0,
+            stage1,
+            stage2,
+        })
+    }
+}
+
+impl SincNet {
+    /// The device-agnostic implementation (the one GPUs run), whatever the
+    /// device: wav (batch, 1, samples) → (batch, 60, frames).
+    pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {
+        let xs = self.wav_norm.forward(wav)?;
+        let xs = self.sinc_conv(&xs)?.abs()?; // (batch, 80, 7975)
+        let xs = self.finish_stage(&xs, 0)?; // (batch, 80, 2658)
+        let xs = self.finish_stage(&self.convs[0].forward(&xs)?, 1)?; // (batch, 60, 884)
+        self.finish_stage(&self.convs[1].forward(&xs)?, 2) // (batch, 60, 293)
+    }
+}
+
+impl Module for SincNet {
+    /// wav: (batch, 1, samples) → (batch, 60, frames)
+    fn forward(&self, wav: &Tensor) -> Result<Tensor> {
+        match &self.host {
+            Some(host) if wav.device().is_cpu() && wav.dtype() == DType::F32 => {
+                let (batch, channels, samples) = wav.dims3()?;
+                if channels != 1 {
+                    candle_core::bail!("sincnet: expected mono input, got shape {:?}", wav.shape())
+                }
+                let xs = host.forward(&wav.flatten_all()?.to_vec1::<f32>()?, batch, samples)?;
+                let (channels, frames) = host.output_shape(samples).unwrap_or((0, 0));
+                Tensor::from_vec(xs, (batch, channels, frames), wav.device())
+            }
+            _ => self.forward_generic(wav),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn max_pool_drops_the_tail() {
+        let xs = Tensor::new(&[[[1f32, 5., 2., -1., -3., -2., 9.]]], &Device::Cpu).unwrap();
+        let pooled = max_pool(&xs, 3).unwrap();
+        assert_eq!(pooled.to_vec3::<f32>().unwrap(), vec![vec![vec![5., -1.]]]);
+    }
+
+    #[test]
+    fn instance_norm_uses_biased_variance() {
+        let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+        let mut norm = InstanceNorm::new(1, vb).unwrap();
+        norm.weight = Tensor::new(&[[[2f32]]], &Device::Cpu).unwrap();
+        norm.bias = Tensor::new(&[[[0.5f32]]], &Device::Cpu).unwrap();
+        let xs = Tensor::new(&[[[1f32, 3.]]], &Device::Cpu).unwrap();
+        // mean 2, biased variance 1
+        let want = [
+            -1.0 / (1.0 + NORM_EPS).sqrt(),
+            1.0 / (1.0 + NORM_EPS).sqrt(),
+        ];
+        let got = norm.forward(&xs).unwrap().flatten_all().unwrap();
+        for (g, w) in got.to_vec1::<f32>().unwrap().iter().zip(want) {
+            assert!((*g as f64 - (2.0 * w + 0.5)).abs() < 1e-6, "{g} vs {w}");
+        }
+    }
+}

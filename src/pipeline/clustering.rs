@@ -1,0 +1,270 @@
+//! Global speakers from local ones: average-linkage clustering of the clean
+//! embeddings (kodama), then a constrained assignment of every local speaker
+//! to a centroid (Kuhn–Munkres), so that two local speakers of one window
+//! never become the same global speaker.
+
+use kodama::{Method, linkage};
+use pathfinding::kuhn_munkres::kuhn_munkres;
+use pathfinding::matrix::Matrix;
+
+use super::embeddings::LocalSpeaker;
+use super::params::PipelineParams;
+use crate::pipeline::SpeakerCount;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clustering {
+    /// Global speaker of each local speaker (same order as the input);
+    /// `None` when it has no embedding.
+    pub assignments: Vec<Option<usize>>,
+    pub num_clusters: usize,
+}
+
+pub fn cluster(
+    speakers: &[LocalSpeaker],
+    count: SpeakerCount,
+    params: &PipelineParams,
+) -> Clustering {
+    let with_embedding: Vec<usize> = (0..speakers.len())
+        .filter(|&i| speakers[i].embedding.is_some())
+        .collect();
+    let clean: Vec<usize> = with_embedding
+        .iter()
+        .copied()
+        .filter(|&i| speakers[i].clean)
+        .collect();
+    let training = if clean.is_empty() {
+        with_embedding
+    } else {
+        clean
+    };
+    if training.is_empty() {
+        return Clustering {
+            assignments: vec![None; speakers.len()],
+            num_clusters: 0,
+        };
+    }
+    let training = evenly_spaced(&training, params.max_cluster_inputs);
+    let vectors: Vec<&[f32]> = training
+        .iter()
+        .filter_map(|&i| speakers[i].embedding.as_deref())
+        .collect();
+    let centroids = centroids(&vectors, count, params);
+    let assignments = assign(speakers, &centroids);
+    Clustering {
+        assignments,
+        num_clusters: centroids.len(),
+    }
+}
+
+/// At most `max` items, spread evenly over the whole recording so that a
+/// speaker heard only at the end is still represented.
+fn evenly_spaced(items: &[usize], max: usize) -> Vec<usize> {
+    if items.len() <= max {
+        return items.to_vec();
+    }
+    (0..max).map(|j| items[j * items.len() / max]).collect()
+}
+
+/// Cluster centroids (L2-normalised) of the training embeddings.
+fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -> Vec<Vec<f32>> {
+    let n = vectors.len();
+    if n == 1 {
+        return vec![vectors[0].to_vec()];
+    }
+    let mut condensed = Vec::with_capacity(n * (n - 1) / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            condensed.push(1.0 - f64::from(dot(vectors[i], vectors[j])));
+        }
+    }
+    let dendrogram = linkage(&mut condensed, n, Method::Average);
+    let steps = dendrogram.steps();
+    let (min, max) = count.bounds();
+    let clamp = |k: usize| k.max(min.unwrap_or(1)).min(max.unwrap_or(n)).clamp(1, n);
+
+    let merges_under_threshold = steps
+        .iter()
+        .take_while(|s| s.dissimilarity <= params.cluster_threshold)
+        .count();
+    let labels = cut(steps, n, n - merges_under_threshold);
+    let min_size = ((params.min_cluster_share * n as f64).ceil() as usize).max(1);
+    let sizes = cluster_sizes(&labels);
+    let large: Vec<usize> = (0..sizes.len()).filter(|&c| sizes[c] >= min_size).collect();
+    let wanted = clamp(large.len().max(1));
+
+    let (labels, keep) = if wanted == large.len() {
+        (labels, large)
+    } else {
+        // The requested count overrides the threshold: cut the tree there.
+        let labels = cut(steps, n, wanted);
+        let keep = (0..wanted).collect();
+        (labels, keep)
+    };
+    keep.iter()
+        .map(|&c| {
+            let mut sum = vec![0f32; vectors[0].len()];
+            for (v, _) in vectors.iter().zip(&labels).filter(|(_, l)| **l == c) {
+                for (s, x) in sum.iter_mut().zip(v.iter()) {
+                    *s += x;
+                }
+            }
+            normalize(&mut sum);
+            sum
+        })
+        .collect()
+}
+
+/// Labels `0..k` for each observation after the first `n - k` merges.
+fn cut(steps: &[kodama::Step<f64>], n: usize, k: usize) -> Vec<usize> {
+    let mut parent: Vec<usize> = (0..2 * n).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for (i, step) in steps.iter().take(n - k).enumerate() {
+        let merged = n + i;
+        parent[step.cluster1] = merged;
+        parent[step.cluster2] = merged;
+    }
+    let mut roots: Vec<usize> = Vec::new();
+    (0..n)
+        .map(|i| {
+            let r = root(&mut parent, i);
+            match roots.iter().position(|&x| x == r) {
+                Some(label) => label,
+                None => {
+                    roots.push(r);
+                    roots.len() - 1
+                }
+            }
+        })
+        .collect()
+}
+
+fn cluster_sizes(labels: &[usize]) -> Vec<usize> {
+    let mut sizes = vec![0; labels.iter().max().map_or(0, |m| m + 1)];
+    for &l in labels {
+        sizes[l] += 1;
+    }
+    sizes
+}
+
+/// Assigns every local speaker with an embedding to a centroid; within one
+/// window, distinct local speakers get distinct centroids whenever there are
+/// enough of them.
+fn assign(speakers: &[LocalSpeaker], centroids: &[Vec<f32>]) -> Vec<Option<usize>> {
+    let mut assignments = vec![None; speakers.len()];
+    let mut start = 0;
+    while start < speakers.len() {
+        let window = speakers[start].window;
+        let end = (start..speakers.len())
+            .find(|&i| speakers[i].window != window)
+            .unwrap_or(speakers.len());
+        let members: Vec<(usize, &[f32])> = (start..end)
+            .filter_map(|i| speakers[i].embedding.as_deref().map(|e| (i, e)))
+            .collect();
+        let similarity = |e: &[f32], c: usize| -> i64 {
+            (f64::from(dot(e, &centroids[c])) * 1e6).round() as i64
+        };
+        if members.len() <= centroids.len() && members.len() > 1 {
+            let weights = Matrix::from_fn(members.len(), centroids.len(), |(r, c)| {
+                similarity(members[r].1, c)
+            });
+            let (_, columns) = kuhn_munkres(&weights);
+            for ((i, _), c) in members.iter().zip(columns) {
+                assignments[*i] = Some(c);
+            }
+        } else {
+            for (i, e) in &members {
+                assignments[*i] = (0..centroids.len()).max_by_key(|&c| similarity(e, c));
+            }
+        }
+        start = end;
+    }
+    assignments
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn normalize(v: &mut [f32]) {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speaker(window: usize, local: usize, embedding: &[f32]) -> LocalSpeaker {
+        let mut e = embedding.to_vec();
+        normalize(&mut e);
+        LocalSpeaker {
+            window,
+            local,
+            embedding: Some(e),
+            clean: true,
+            active_frames: 100,
+        }
+    }
+
+    fn two_voices() -> Vec<LocalSpeaker> {
+        let a = [1.0, 0.1, 0.0];
+        let b = [0.0, 0.1, 1.0];
+        (0..10)
+            .flat_map(|w| [speaker(w, 0, &a), speaker(w, 1, &b)])
+            .collect()
+    }
+
+    #[test]
+    fn finds_two_voices_and_keeps_window_speakers_apart() {
+        let c = cluster(
+            &two_voices(),
+            SpeakerCount::Auto,
+            &PipelineParams::default(),
+        );
+        assert_eq!(c.num_clusters, 2);
+        for pair in c.assignments.chunks(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn honours_exact_and_range_counts() {
+        let speakers = two_voices();
+        let params = PipelineParams::default();
+        assert_eq!(
+            cluster(&speakers, SpeakerCount::Exact { n: 1 }, &params).num_clusters,
+            1
+        );
+        assert_eq!(
+            cluster(&speakers, SpeakerCount::Exact { n: 3 }, &params).num_clusters,
+            3
+        );
+        let range = SpeakerCount::Range {
+            min: Some(3),
+            max: Some(4),
+        };
+        assert_eq!(cluster(&speakers, range, &params).num_clusters, 3);
+        let range = SpeakerCount::Range {
+            min: None,
+            max: Some(1),
+        };
+        assert_eq!(cluster(&speakers, range, &params).num_clusters, 1);
+    }
+
+    #[test]
+    fn cut_gives_k_labels() {
+        let mut condensed = vec![0.1, 0.9, 0.95, 0.92, 0.97, 0.2];
+        let d = linkage(&mut condensed, 4, Method::Average);
+        assert_eq!(cut(d.steps(), 4, 2), vec![0, 0, 1, 1]);
+        assert_eq!(cut(d.steps(), 4, 4), vec![0, 1, 2, 3]);
+        assert_eq!(cut(d.steps(), 4, 1), vec![0, 0, 0, 0]);
+    }
+}

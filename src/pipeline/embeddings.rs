@@ -1,0 +1,159 @@
+//! One speaker embedding per (window, active local speaker), pooled from the
+//! shared grid of GE2E partials.
+//!
+//! pyannote embeds each local speaker's masked waveform, which at a 90 %
+//! window overlap embeds every second of speech about ten times. Here each
+//! 1.6 s partial is embedded once (pass one) and a local speaker's embedding
+//! is the mean of the partials inside its window where it speaks alone; when
+//! none qualifies, every partial it speaks in counts, and the embedding is
+//! marked unclean so it is assigned but never shapes the clusters.
+
+use super::binarize::hysteresis;
+use super::frames::{
+    FRAME_SPAN, FRAME_STEP, LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES,
+};
+use super::infer::{EMBEDDING_DIM, Inferred};
+use super::params::PipelineParams;
+
+/// A local speaker of one window, with what clustering needs to know.
+#[derive(Debug, Clone)]
+pub struct LocalSpeaker {
+    pub window: usize,
+    pub local: usize,
+    /// L2-normalised; `None` when no partial overlaps its speech at all.
+    pub embedding: Option<Vec<f32>>,
+    /// Built only from partials where this speaker talks alone.
+    pub clean: bool,
+    /// Frames of the window in which this speaker is active.
+    pub active_frames: usize,
+}
+
+/// Binarised activities of every window, kept for reconstruction.
+pub type Binarized = Vec<[[bool; LOCAL_SPEAKERS]; WINDOW_FRAMES]>;
+
+pub fn binarize_all(inferred: &Inferred, params: &PipelineParams) -> Binarized {
+    (0..inferred.num_windows())
+        .map(|c| hysteresis(inferred.window(c), params.onset, params.offset))
+        .collect()
+}
+
+pub fn local_speakers(
+    inferred: &Inferred,
+    binarized: &Binarized,
+    params: &PipelineParams,
+) -> Vec<LocalSpeaker> {
+    let partial_step = inferred.partial_grid * MEL_HOP; // samples
+    let partial_len = PARTIAL_FRAMES * MEL_HOP;
+    let mut speakers = Vec::new();
+    for (c, active) in binarized.iter().enumerate() {
+        let window_start = c * inferred.step;
+        let counts: [usize; LOCAL_SPEAKERS] =
+            std::array::from_fn(|k| active.iter().filter(|row| row[k]).count());
+        // Partials lying inside this window.
+        let first = window_start.div_ceil(partial_step);
+        let last = (window_start + WINDOW_SAMPLES)
+            .checked_sub(partial_len)
+            .map_or(0, |end| end / partial_step + 1)
+            .min(inferred.num_partials());
+        let mut clean_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
+        let mut any_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
+        let mut clean_weight = [0f32; LOCAL_SPEAKERS];
+        let mut any_weight = [0f32; LOCAL_SPEAKERS];
+        for p in first..last.max(first) {
+            let span_start = p * partial_step;
+            let frames = frames_within(window_start, span_start, span_start + partial_len);
+            if frames.is_empty() {
+                continue;
+            }
+            let n = frames.len() as f32;
+            let mut alone = [0usize; LOCAL_SPEAKERS];
+            let mut with_others = [0usize; LOCAL_SPEAKERS];
+            let mut talking = [0usize; LOCAL_SPEAKERS];
+            for row in &active[frames] {
+                let speaking = row.iter().filter(|&&a| a).count();
+                for k in 0..LOCAL_SPEAKERS {
+                    if row[k] {
+                        talking[k] += 1;
+                        if speaking == 1 {
+                            alone[k] += 1;
+                        }
+                    } else if speaking > 0 {
+                        with_others[k] += 1;
+                    }
+                }
+            }
+            let embedding = inferred.partial(p);
+            for k in 0..LOCAL_SPEAKERS {
+                let alone_fraction = alone[k] as f32 / n;
+                let others_fraction = with_others[k] as f32 / n;
+                if alone_fraction >= params.min_clean_fraction
+                    && others_fraction <= params.max_other_fraction
+                {
+                    add_scaled(&mut clean_sum[k], embedding, alone_fraction);
+                    clean_weight[k] += alone_fraction;
+                }
+                if talking[k] > 0 {
+                    let w = talking[k] as f32 / n;
+                    add_scaled(&mut any_sum[k], embedding, w);
+                    any_weight[k] += w;
+                }
+            }
+        }
+        for k in 0..LOCAL_SPEAKERS {
+            if counts[k] == 0 {
+                continue;
+            }
+            let (sum, clean) = if clean_weight[k] > 0.0 {
+                (&clean_sum[k], true)
+            } else {
+                (&any_sum[k], false)
+            };
+            speakers.push(LocalSpeaker {
+                window: c,
+                local: k,
+                embedding: normalized(sum),
+                clean,
+                active_frames: counts[k],
+            });
+        }
+    }
+    speakers
+}
+
+/// Window-relative segmentation frames whose middle lies in `[from, to)`
+/// (absolute samples).
+fn frames_within(window_start: usize, from: usize, to: usize) -> std::ops::Range<usize> {
+    let middle = |i: usize| window_start + i * FRAME_STEP + FRAME_SPAN / 2;
+    let first = (0..WINDOW_FRAMES)
+        .find(|&i| middle(i) >= from)
+        .unwrap_or(WINDOW_FRAMES);
+    let last = (first..WINDOW_FRAMES)
+        .find(|&i| middle(i) >= to)
+        .unwrap_or(WINDOW_FRAMES);
+    first..last
+}
+
+fn add_scaled(sum: &mut [f32; EMBEDDING_DIM], x: &[f32], w: f32) {
+    for (s, v) in sum.iter_mut().zip(x) {
+        *s += w * v;
+    }
+}
+
+fn normalized(x: &[f32]) -> Option<Vec<f32>> {
+    let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+    (norm > 0.0 && norm.is_finite()).then(|| x.iter().map(|v| v / norm).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_within_a_partial() {
+        // A partial starting with the window covers the first 1.6 s = 25 600
+        // samples: frame middles 495 + 270·i < 25 600 → i ≤ 92.
+        let r = frames_within(0, 0, 25_600);
+        assert_eq!(r, 0..93);
+        assert!(frames_within(0, 90_000, 100_000).is_empty());
+    }
+}

@@ -1,0 +1,293 @@
+//! Pass one over the audio: decode, run the segmentation network on sliding
+//! 5 s windows and the speaker encoder on a fixed grid of 1.6 s partials, in
+//! batches, as the samples arrive.
+//!
+//! Nothing here holds the whole recording: samples are dropped once every
+//! window and mel frame that needs them is done, so a 4-hour file costs the
+//! network outputs (a few KB per window), not 0.9 GB of samples.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use super::frames::{
+    LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES, num_windows,
+};
+use crate::audio::AudioStream;
+use crate::error::{Error, Result};
+use crate::models::embedding::SpeakerEncoder;
+use crate::models::mel::{MelFrontend, N_MELS};
+use crate::models::segmentation::Segmentation;
+use crate::progress::{Progress, Stage};
+
+/// Samples of zeros librosa puts on each side (`center=True`, n_fft 400).
+const MEL_PAD: usize = 200;
+/// Samples one mel frame reads.
+const MEL_WINDOW: usize = 400;
+/// Dimension of a GE2E embedding.
+pub const EMBEDDING_DIM: usize = 256;
+
+/// Where 16 kHz mono samples come from: a file being decoded, or memory.
+pub trait SampleSource {
+    /// Appends the next samples to `out`; 0 means the end.
+    fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize>;
+    /// Expected total, for progress; `None` when unknown.
+    fn len_hint(&self) -> Option<usize>;
+}
+
+impl SampleSource for AudioStream {
+    fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize> {
+        AudioStream::read_chunk(self, out)
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        self.info()
+            .duration_s
+            .map(|d| (d * crate::audio::SAMPLE_RATE as f64).round() as usize)
+    }
+}
+
+/// Samples already in memory, handed out in decoder-sized chunks.
+pub struct SliceSource<'a> {
+    samples: &'a [f32],
+    pos: usize,
+}
+
+impl<'a> SliceSource<'a> {
+    pub fn new(samples: &'a [f32]) -> Self {
+        Self { samples, pos: 0 }
+    }
+}
+
+impl SampleSource for SliceSource<'_> {
+    fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize> {
+        let n = (self.samples.len() - self.pos).min(64 * 1024);
+        out.extend_from_slice(&self.samples[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.samples.len())
+    }
+}
+
+/// The networks one job runs, all on one device.
+pub struct Networks<'a> {
+    pub segmentation: &'a Segmentation,
+    pub encoder: &'a SpeakerEncoder,
+    pub mel: &'a MelFrontend,
+    pub device: &'a Device,
+}
+
+/// What pass one leaves for clustering and reconstruction.
+#[derive(Debug, Default)]
+pub struct Inferred {
+    pub num_samples: usize,
+    /// Samples between window starts.
+    pub step: usize,
+    /// (windows, 293, 3) speaker activities, row-major.
+    pub activity: Vec<f32>,
+    /// Mel frames between partial starts.
+    pub partial_grid: usize,
+    /// (partials, 256) L2-normalised GE2E partial embeddings; partial `p`
+    /// covers mel frames `[p·grid, p·grid + 160)`.
+    pub partials: Vec<f32>,
+    pub decode_s: f64,
+    pub segmentation_s: f64,
+    pub embedding_s: f64,
+}
+
+impl Inferred {
+    pub fn num_windows(&self) -> usize {
+        self.activity.len() / (WINDOW_FRAMES * LOCAL_SPEAKERS)
+    }
+
+    /// (293, 3) activities of window `c`.
+    pub fn window(&self, c: usize) -> &[f32] {
+        let n = WINDOW_FRAMES * LOCAL_SPEAKERS;
+        &self.activity[c * n..(c + 1) * n]
+    }
+
+    pub fn num_partials(&self) -> usize {
+        self.partials.len() / EMBEDDING_DIM
+    }
+
+    pub fn partial(&self, p: usize) -> &[f32] {
+        &self.partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM]
+    }
+}
+
+/// Batch sizes for the two networks.
+#[derive(Debug, Clone, Copy)]
+pub struct Batches {
+    pub windows: usize,
+    pub partials: usize,
+}
+
+/// Runs pass one over `source`. `step` and `grid` are in samples and mel
+/// frames.
+pub fn infer(
+    nets: &Networks,
+    source: &mut dyn SampleSource,
+    step: usize,
+    grid: usize,
+    batches: Batches,
+    progress: &mut dyn Progress,
+) -> Result<Inferred> {
+    let mut out = Inferred {
+        step,
+        partial_grid: grid,
+        ..Inferred::default()
+    };
+    // `padded[i]` is sample `base + i - MEL_PAD`: the stream with librosa's
+    // leading zeros, so mel frame `t` reads `padded[160·t - base..][..400]`.
+    let mut padded: Vec<f32> = vec![0.0; MEL_PAD];
+    let mut base = 0usize;
+    let mut mel_frames: VecDeque<[f32; N_MELS]> = VecDeque::new();
+    let mut mel_base = 0usize; // absolute index of mel_frames[0]
+    let mut scratch_frames = Vec::new();
+    let mut next_window = 0usize;
+    let mut next_partial = 0usize;
+    let mut window_batch: Vec<f32> = Vec::with_capacity(batches.windows * WINDOW_SAMPLES);
+    let mut partial_batch: Vec<f32> =
+        Vec::with_capacity(batches.partials * PARTIAL_FRAMES * N_MELS);
+    let mut chunk = Vec::new();
+    let hint = source.len_hint();
+    let mut eof = false;
+
+    while !eof {
+        chunk.clear();
+        let started = Instant::now();
+        let n = source.read_chunk(&mut chunk)?;
+        out.decode_s += started.elapsed().as_secs_f64();
+        padded.extend_from_slice(&chunk);
+        out.num_samples += n;
+        if n == 0 {
+            eof = true;
+            padded.resize(padded.len() + MEL_PAD, 0.0);
+        }
+        let num_samples = out.num_samples;
+
+        // Segmentation windows whose samples are all here (or all there will be).
+        let windows_total = if eof {
+            num_windows(num_samples, step)
+        } else {
+            usize::MAX
+        };
+        while next_window < windows_total {
+            let start = next_window * step;
+            if !eof && start + WINDOW_SAMPLES > num_samples {
+                break;
+            }
+            let end = (start + WINDOW_SAMPLES).min(num_samples);
+            let from = start + MEL_PAD - base;
+            window_batch.extend_from_slice(&padded[from..from + (end - start)]);
+            window_batch.resize(window_batch.len() + (start + WINDOW_SAMPLES - end), 0.0);
+            next_window += 1;
+            if window_batch.len() == batches.windows * WINDOW_SAMPLES {
+                run_segmentation(nets, &mut window_batch, &mut out)?;
+                let expected = hint.map_or(next_window, |h| num_windows(h, step).max(next_window));
+                if progress
+                    .update(Stage::Segmentation, next_window, expected)
+                    .is_break()
+                {
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+
+        // Mel frames over everything that has arrived.
+        let started = Instant::now();
+        let computed = mel_base + mel_frames.len();
+        let from = computed * MEL_HOP - base;
+        if padded.len() >= from + MEL_WINDOW {
+            scratch_frames.clear();
+            nets.mel
+                .frames_from_padded(&padded[from..], &mut scratch_frames);
+            mel_frames.extend(scratch_frames.drain(..));
+        }
+        let mel_total = mel_base + mel_frames.len();
+        // Partials on the grid; at the end, one zero-padded partial when the
+        // recording is shorter than a partial.
+        let last_partial = if mel_total >= PARTIAL_FRAMES {
+            (mel_total - PARTIAL_FRAMES) / grid + 1
+        } else {
+            usize::from(eof && num_samples > 0)
+        };
+        while next_partial < last_partial {
+            let first = next_partial * grid - mel_base;
+            let available = mel_frames.len().saturating_sub(first).min(PARTIAL_FRAMES);
+            for frame in mel_frames.range(first..first + available) {
+                partial_batch.extend_from_slice(frame);
+            }
+            partial_batch.resize(
+                partial_batch.len() + (PARTIAL_FRAMES - available) * N_MELS,
+                0.0,
+            );
+            next_partial += 1;
+            if partial_batch.len() == batches.partials * PARTIAL_FRAMES * N_MELS {
+                run_encoder(nets, &mut partial_batch, &mut out)?;
+            }
+        }
+        out.embedding_s += started.elapsed().as_secs_f64();
+
+        // Forget what no window, mel frame or partial will read again.
+        let keep_mel = (next_partial * grid).min(mel_base + mel_frames.len());
+        mel_frames.drain(..keep_mel - mel_base);
+        mel_base = keep_mel;
+        let keep_sample =
+            (next_window * step + MEL_PAD).min((mel_base + mel_frames.len()) * MEL_HOP);
+        if keep_sample > base {
+            padded.drain(..keep_sample - base);
+            base = keep_sample;
+        }
+    }
+    if !window_batch.is_empty() {
+        run_segmentation(nets, &mut window_batch, &mut out)?;
+    }
+    if !partial_batch.is_empty() {
+        let started = Instant::now();
+        run_encoder(nets, &mut partial_batch, &mut out)?;
+        out.embedding_s += started.elapsed().as_secs_f64();
+    }
+    let total = out.num_windows();
+    if progress
+        .update(Stage::Segmentation, total, total)
+        .is_break()
+    {
+        return Err(Error::Cancelled);
+    }
+    Ok(out)
+}
+
+fn run_segmentation(nets: &Networks, batch: &mut Vec<f32>, out: &mut Inferred) -> Result<()> {
+    let started = Instant::now();
+    let n = batch.len() / WINDOW_SAMPLES;
+    let wav = Tensor::from_slice(batch, (n, 1, WINDOW_SAMPLES), nets.device)?;
+    let scores = nets.segmentation.forward(&wav)?; // (n, 293, 3)
+    out.activity.extend(
+        scores
+            .flatten_all()?
+            .to_device(&Device::Cpu)?
+            .to_vec1::<f32>()?,
+    );
+    batch.clear();
+    out.segmentation_s += started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+fn run_encoder(nets: &Networks, batch: &mut Vec<f32>, out: &mut Inferred) -> Result<()> {
+    let n = batch.len() / (PARTIAL_FRAMES * N_MELS);
+    let mels = Tensor::from_slice(batch, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
+    let embeddings = nets.encoder.forward(&mels)?; // (n, 256)
+    out.partials.extend(
+        embeddings
+            .flatten_all()?
+            .to_device(&Device::Cpu)?
+            .to_vec1::<f32>()?,
+    );
+    batch.clear();
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The pipeline's tuned constants, in one place. Each was chosen on the dev
+//! set for what generalises (see README "Accuracy"); the comment says why.
+
+/// Knobs of the diarization recipe. `Default` is the tuned configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineParams {
+    /// Seconds between consecutive 5 s segmentation windows.
+    pub step_s: f64,
+    /// Hysteresis thresholds on the local speaker activities.
+    pub onset: f32,
+    pub offset: f32,
+    /// Mel frames between consecutive GE2E partials on the shared grid.
+    pub partial_grid: usize,
+    /// A partial counts for a local speaker when that speaker alone is active
+    /// in at least this fraction of it...
+    pub min_clean_fraction: f32,
+    /// ...and the other local speakers together in at most this fraction.
+    pub max_other_fraction: f32,
+    /// Cosine distance under which average-linkage clustering merges.
+    pub cluster_threshold: f64,
+    /// Clusters holding fewer embeddings than this share of all are spurious
+    /// and get merged into the nearest large one.
+    pub min_cluster_share: f64,
+    /// Most embeddings fed to the quadratic-memory clustering; the rest are
+    /// assigned to its centroids.
+    pub max_cluster_inputs: usize,
+    /// Gaps shorter than this inside one speaker's speech are bridged (s).
+    pub min_duration_off: f64,
+    /// Turns shorter than this are dropped (s).
+    pub min_duration_on: f64,
+}
+
+impl Default for PipelineParams {
+    fn default() -> Self {
+        Self {
+            step_s: 1.0,
+            onset: 0.5,
+            offset: 0.4,
+            partial_grid: 40,
+            min_clean_fraction: 0.5,
+            max_other_fraction: 0.2,
+            cluster_threshold: 0.35,
+            min_cluster_share: 0.02,
+            max_cluster_inputs: 2_500,
+            min_duration_off: 0.1,
+            min_duration_on: 0.0,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Batch sizing from free memory, and the backend-specific memory queries.
+//! Only the engine thread calls these: they touch the GPU.
+
+use candle_core::Device;
+
+use super::stats::{GpuMemory, SystemProbe};
+
+/// Bytes one 5 s segmentation window needs while in flight (activations of
+/// SincNet and the four BiLSTM layers plus the output). Figure supplied by
+/// the pipeline author from CPU runs of the segmentation network (~12 MB);
+/// not yet re-measured per backend, so GPUs use the same estimate.
+pub const BYTES_PER_WINDOW: u64 = 12 * 1024 * 1024;
+
+/// Default upper bound on windows per network call: past this, a larger
+/// batch no longer speeds up the LSTM steps on any backend we target.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+
+/// Upper bound on windows per call on the CPU: past it the matrix products
+/// are no faster per window, while memory keeps growing with the batch.
+pub const CPU_MAX_BATCH: usize = 16;
+
+/// Windows per call when free memory cannot be read.
+const UNKNOWN_MEMORY_BATCH: usize = 16;
+
+/// Only this share of free memory is planned for, leaving room for the
+/// embedding stage, the decoded audio and other programs.
+const USABLE_FRACTION: f64 = 0.5;
+
+/// Windows per call that fit in `free_bytes`, clamped to `[1, cap]`.
+pub fn batch_size(free_bytes: Option<u64>, bytes_per_window: u64, cap: usize) -> usize {
+    let cap = cap.max(1);
+    let Some(free) = free_bytes else {
+        return UNKNOWN_MEMORY_BATCH.clamp(1, cap);
+    };
+    let usable = (free as f64 * USABLE_FRACTION) as u64;
+    let fits = usable / bytes_per_window.max(1);
+    usize::try_from(fits).unwrap_or(usize::MAX).clamp(1, cap)
+}
+
+/// Free memory for tensors on `device`: the GPU's own figure, or the
+/// system's available RAM for the CPU.
+pub(crate) fn free_bytes(device: &Device, probe: Option<&mut SystemProbe>) -> Option<u64> {
+    if device.is_cpu() {
+        return probe.map(|p| p.available_memory());
+    }
+    gpu_memory(device).map(|m| m.total_bytes.saturating_sub(m.used_bytes))
+}
+
+/// Used and total memory of the GPU behind `device`; `None` for the CPU or
+/// when the query fails.
+pub(crate) fn gpu_memory(device: &Device) -> Option<GpuMemory> {
+    match device {
+        Device::Cpu => None,
+        #[cfg(feature = "cuda")]
+        Device::Cuda(cuda) => {
+            // Binds the context to this (the engine) thread, then asks the
+            // driver; the figure covers every process on the card.
+            let (free, total) = cuda.cuda_stream().context().mem_get_info().ok()?;
+            Some(GpuMemory {
+                used_bytes: total.saturating_sub(free) as u64,
+                total_bytes: total as u64,
+            })
+        }
+        #[cfg(target_os = "macos")]
+        Device::Metal(metal) => {
+            // Metal has no "free" figure; the recommended working set is the
+            // budget, and what this device has allocated counts against it.
+            let mtl = metal.device();
+            Some(GpuMemory {
+                used_bytes: mtl.current_allocated_size() as u64,
+                total_bytes: mtl.recommended_max_working_set_size() as u64,
+            })
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1024 * 1024;
+
+    #[test]
+    fn batch_follows_free_memory_within_cap() {
+        // Half of 1200 MB at 12 MB a window is 50 windows.
+        assert_eq!(batch_size(Some(1200 * MB), 12 * MB, 256), 50);
+        assert_eq!(batch_size(Some(100_000 * MB), 12 * MB, 256), 256);
+        assert_eq!(batch_size(Some(MB), 12 * MB, 256), 1);
+        assert_eq!(batch_size(Some(0), 12 * MB, 256), 1);
+        assert_eq!(batch_size(None, 12 * MB, 256), UNKNOWN_MEMORY_BATCH);
+        assert_eq!(batch_size(None, 12 * MB, 4), 4);
+        assert_eq!(batch_size(Some(1200 * MB), 12 * MB, 0), 1);
+    }
+
+    #[test]
+    fn cpu_free_memory_comes_from_the_system() {
+        let mut probe = SystemProbe::new().unwrap();
+        let free = free_bytes(&Device::Cpu, Some(&mut probe)).unwrap();
+        assert!(free > 0);
+        assert!(gpu_memory(&Device::Cpu).is_none());
+    }
+}

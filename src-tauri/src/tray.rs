@@ -56,7 +56,9 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, safe_mode: bool) -> tauri::Result<
                     .try_state::<TrayMenu<R>>()
                     .and_then(|m| m.safe_mode.is_checked().ok())
                     .unwrap_or(false);
-                shell::set_safe_mode(app, on);
+                if let Err(e) = shell::set_safe_mode(app, on) {
+                    eprintln!("diarist-app: safe mode: {e}");
+                }
             }
             QUIT => app.exit(0),
             _ => {}

@@ -97,10 +97,14 @@ async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()>
             .spawn()
             .context("starting tauri-driver (cargo install tauri-driver --version ^2 --locked)")?,
     );
+    // tauri-driver listens at once but forwards to WebKitWebDriver, which
+    // starts a moment later on the native port.
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(started.elapsed() < UI_TIMEOUT, "tauri-driver did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for p in [port, native_port] {
+        while TcpStream::connect(("127.0.0.1", p)).is_err() {
+            ensure!(started.elapsed() < UI_TIMEOUT, "nothing listens on port {p}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     let mut caps = serde_json::Map::new();

@@ -235,28 +235,3 @@ fn missing_weights_are_reported_by_name() {
     let err = err.unwrap_or_default();
     assert!(err.contains("ge2e-resemblyzer.safetensors"), "{err}");
 }
-
-/// Release-build throughput report:
-/// `cargo test --release --test embedding -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check; run it on an idle machine"]
-fn throughput_report() -> Result<()> {
-    let enc = encoder()?;
-    let mel = MelFrontend::new();
-    let min_secs = std::env::var("DIARIST_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    for batch in [1, 8, 32] {
-        let bench = diarist::bench::embedding::embedding_throughput(
-            &enc,
-            &mel,
-            &Device::Cpu,
-            batch,
-            min_secs,
-        )?;
-        println!("{bench}");
-        assert!(bench.ms_per_partial_model < bench.ms_per_partial);
-    }
-    Ok(())
-}

@@ -346,27 +346,28 @@ fn safe_mode_reloads_between_jobs_without_losing_any() {
         })
         .collect();
     engine.set_safe_mode(true).unwrap();
-    events_until(
+    let mut events = events_until(
         &rx,
         |e| matches!(e, Event::Done { job, .. } if *job == ids[2]),
     );
     engine.set_safe_mode(false).unwrap();
-
-    // Replay from a second subscriber is not possible, so re-check order
-    // on everything after the first switch from a fresh collection.
-    let rest = until_all_end(&rx, &ids[3..]);
-    assert!(engine.status().backend == Backend::SimulatedGpu);
+    events.extend(until_all_end(&rx, &ids[3..]));
+    assert_eq!(engine.status().backend, Backend::SimulatedGpu);
     assert!(!engine.status().safe_mode);
 
     // Every job ran exactly once and finished.
-    for &id in &ids[3..] {
-        assert_eq!(count(&rest, id, |e| matches!(e, Event::Started { .. })), 1);
-        assert_eq!(count(&rest, id, |e| matches!(e, Event::Done { .. })), 1);
+    for &id in &ids {
+        assert_eq!(
+            count(&events, id, |e| matches!(e, Event::Started { .. })),
+            1
+        );
+        assert_eq!(count(&events, id, |e| matches!(e, Event::Done { .. })), 1);
+        assert_eq!(count(&events, id, |e| matches!(e, Event::Failed { .. })), 0);
     }
-    // The switch back happened between jobs, never inside one.
+    // Both switches happened between jobs, never inside one, in order.
     let mut running: Option<JobId> = None;
-    let mut switched = false;
-    for e in &rest {
+    let mut switches = Vec::new();
+    for e in &events {
         match e {
             Event::Started { job, .. } => running = Some(*job),
             Event::Done { .. } => running = None,
@@ -374,14 +375,14 @@ fn safe_mode_reloads_between_jobs_without_losing_any() {
                 backend, safe_mode, ..
             } => {
                 assert!(running.is_none(), "backend changed inside {running:?}");
-                assert_eq!((*backend, *safe_mode), (Backend::SimulatedGpu, false));
-                switched = true;
+                switches.push((*backend, *safe_mode));
             }
             _ => {}
         }
     }
-    assert!(switched, "{rest:#?}");
-    assert_eq!(done_backend(&rest, ids[5]), Backend::SimulatedGpu);
+    let expected = vec![(Backend::Cpu, true), (Backend::SimulatedGpu, false)];
+    assert_eq!(switches, expected, "{events:#?}");
+    assert_eq!(done_backend(&events, ids[5]), Backend::SimulatedGpu);
 }
 
 #[test]
@@ -423,6 +424,36 @@ fn safe_mode_events_come_in_order() {
         done_backend(&until_all_end(&rx, &[b]), b),
         Backend::SimulatedGpu
     );
+}
+
+#[test]
+fn safe_mode_on_a_cpu_only_engine_is_reported_without_reload() {
+    let _serial = read_lock();
+    let engine = start(config());
+    assert_eq!(engine.status().gpu, None);
+    let rx = engine.subscribe_jobs();
+    engine.set_safe_mode(true).unwrap();
+    let on = events_until(&rx, |e| matches!(e, Event::BackendChanged { .. }));
+    assert!(matches!(
+        on.last(),
+        Some(Event::BackendChanged {
+            backend: Backend::Cpu,
+            safe_mode: true,
+            ..
+        })
+    ));
+    engine.set_safe_mode(false).unwrap();
+    let off = events_until(&rx, |e| matches!(e, Event::BackendChanged { .. }));
+    assert!(matches!(
+        off.last(),
+        Some(Event::BackendChanged {
+            backend: Backend::Cpu,
+            safe_mode: false,
+            ..
+        })
+    ));
+    let job = engine.submit(JobSpec::new("a.wav")).unwrap();
+    assert_eq!(done_backend(&until_all_end(&rx, &[job]), job), Backend::Cpu);
 }
 
 fn fallback_finishes_on_cpu_and_stays_in_safe_mode(kind: FaultKind, reason_has: &str) {

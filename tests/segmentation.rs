@@ -44,7 +44,7 @@ fn windows(wav: &[f32]) -> Vec<Vec<f32>> {
     let mut out: Vec<Vec<f32>> = (0..full)
         .map(|c| wav[c * WINDOW_STEP_SAMPLES..c * WINDOW_STEP_SAMPLES + WINDOW_SAMPLES].to_vec())
         .collect();
-    if (wav.len() - WINDOW_SAMPLES) % WINDOW_STEP_SAMPLES != 0 {
+    if !(wav.len() - WINDOW_SAMPLES).is_multiple_of(WINDOW_STEP_SAMPLES) {
         let mut last = wav[full * WINDOW_STEP_SAMPLES..].to_vec();
         last.resize(WINDOW_SAMPLES, 0.0);
         out.push(last);

@@ -42,6 +42,14 @@ pub struct BenchArgs {
     /// Run the job this many times, printing memory after each.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Compare the networks' outputs on the chosen GPU with the CPU's on the
+    /// bundled sample (max absolute difference).
+    #[arg(long)]
+    parity: bool,
+    /// Real out-of-memory check on a GPU, coordinated through files in DIR
+    /// with a separate process that fills the card (scripts/gpu-check.sh).
+    #[arg(long, value_name = "DIR")]
+    oom_check: Option<PathBuf>,
     /// Seconds each network measurement lasts.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -50,7 +58,11 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.networks {
+    if args.parity {
+        parity(&args)?;
+    } else if let Some(dir) = &args.oom_check {
+        oom_check(&args, dir)?;
+    } else if args.networks {
         networks(&args)?;
     } else {
         pipeline(&args)?;
@@ -58,15 +70,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn networks(args: &BenchArgs) -> anyhow::Result<()> {
+/// The device `--device` names, or the CPU, with the reason.
+fn open_device(args: &BenchArgs) -> anyhow::Result<(Backend, candle_core::Device, String)> {
     let pref = args.engine.device.with_env_override()?;
     let choice = choose_gpu(pref, false);
     let (backend, device) = choice
         .gpu
         .unwrap_or((Backend::Cpu, candle_core::Device::Cpu));
+    Ok((backend, device, choice.reason))
+}
+
+fn networks(args: &BenchArgs) -> anyhow::Result<()> {
+    let (backend, device, reason) = open_device(args)?;
     println!(
-        "networks on {backend} ({}), {} s per figure",
-        choice.reason, args.seconds
+        "networks on {backend} ({reason}), {} s per figure",
+        args.seconds
     );
     let dir = args.engine.models_dir();
     let segmentation = Segmentation::load(&dir, &device)?;
@@ -103,7 +121,7 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
 fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
     let sources = match &args.dev_set {
         Some(dir) => wavs_in(dir)?,
-        None => vec![diarist::models::weights::default_models_dir().join("../samples/sample.wav")],
+        None => vec![bundled_sample()],
     };
     let dir = tempfile::tempdir()?;
     let path = dir.path().join(format!("bench-{}min.wav", args.minutes));
@@ -176,6 +194,133 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
     }
     engine.shutdown();
     Ok(())
+}
+
+fn parity(args: &BenchArgs) -> anyhow::Result<()> {
+    let (backend, device, reason) = open_device(args)?;
+    println!("parity: {backend} ({reason}) against the CPU");
+    let dir = args.engine.models_dir();
+    let samples = diarist::audio::decode_file(&bundled_sample())?;
+    // Every 0.5 s window of the sample, as pyannote cuts them.
+    let windows: Vec<f32> = (0..=(samples.len() - 80_000) / 8_000)
+        .flat_map(|c| samples[c * 8_000..c * 8_000 + 80_000].iter().copied())
+        .collect();
+    let n = windows.len() / 80_000;
+    let mel = MelFrontend::new().mel(&samples);
+    let partials: Vec<f32> = (0..(mel.len() - 160) / 80 + 1)
+        .flat_map(|p| mel[p * 80..p * 80 + 160].iter().flatten().copied())
+        .collect();
+    let m = partials.len() / (160 * 40);
+    let mut outputs = Vec::new();
+    for device in [candle_core::Device::Cpu, device] {
+        let seg = Segmentation::load(&dir, &device)?;
+        let enc = SpeakerEncoder::load(&dir, &device)?;
+        let wav = candle_core::Tensor::from_slice(&windows, (n, 1, 80_000), &device)?;
+        let mels = candle_core::Tensor::from_slice(&partials, (m, 160, 40), &device)?;
+        let scores = seg
+            .forward(&wav)?
+            .flatten_all()?
+            .to_device(&candle_core::Device::Cpu)?
+            .to_vec1::<f32>()?;
+        let embeddings = enc
+            .forward(&mels)?
+            .flatten_all()?
+            .to_device(&candle_core::Device::Cpu)?
+            .to_vec1::<f32>()?;
+        outputs.push((scores, embeddings));
+    }
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    println!(
+        "segmentation: {n} windows, max |cpu - {backend}| = {:.2e}",
+        max_diff(&outputs[0].0, &outputs[1].0)
+    );
+    println!(
+        "embedding: {m} partials, max |cpu - {backend}| = {:.2e}",
+        max_diff(&outputs[0].1, &outputs[1].1)
+    );
+    Ok(())
+}
+
+/// Job 1 runs while another process fills the GPU and must fall back to the
+/// CPU; once that process lets go, safe mode is turned off and job 2 must
+/// run on the GPU again. Files in `dir` sequence the two processes.
+fn oom_check(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
+    let wait_for = |name: &str| -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !dir.join(name).exists() {
+            if Instant::now() > deadline {
+                anyhow::bail!("timed out waiting for {}", dir.join(name).display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    };
+    let recording = tempfile::tempdir()?;
+    let path = recording.path().join("oom.wav");
+    build_recording(&[bundled_sample()], 5.0, &path)?;
+    let mut config = EngineConfig::new(args.engine.models_dir());
+    config.device = args.engine.device;
+    let engine = Engine::start::<Pipeline>(config)?;
+    let events = engine.subscribe_jobs();
+    println!(
+        "engine on {} ({})",
+        engine.status().backend,
+        engine.status().reason
+    );
+    std::fs::write(dir.join("engine-ready"), b"")?;
+    wait_for("ballast-ready")?;
+    let run_job = |label: &str| -> anyhow::Result<()> {
+        engine.submit(JobSpec::new(&path))?;
+        loop {
+            match events.recv()? {
+                Event::Fallback { from, reason, .. } => {
+                    println!("{label}: fallback event from {from}: {reason}")
+                }
+                Event::BackendChanged {
+                    backend,
+                    reason,
+                    safe_mode,
+                } => {
+                    println!("{label}: backend now {backend} (safe mode {safe_mode}): {reason}")
+                }
+                Event::Done {
+                    result,
+                    backend,
+                    fallback,
+                    wall_s,
+                    ..
+                } => {
+                    println!(
+                        "{label}: done on {backend} in {wall_s:.2} s, {} speakers, fallback: {}",
+                        result.num_speakers(),
+                        fallback
+                            .map(|f| format!("from {} ({})", f.from, f.reason))
+                            .unwrap_or_else(|| "none".into())
+                    );
+                    return Ok(());
+                }
+                Event::Failed { error, .. } => anyhow::bail!("{label} failed: {}", error.message),
+                _ => {}
+            }
+        }
+    };
+    run_job("job 1 (GPU full)")?;
+    std::fs::write(dir.join("release"), b"")?;
+    wait_for("released")?;
+    engine.set_safe_mode(false)?;
+    run_job("job 2 (GPU free, safe mode off)")?;
+    println!("final backend: {}", engine.status().backend);
+    engine.shutdown();
+    Ok(())
+}
+
+fn bundled_sample() -> PathBuf {
+    diarist::models::weights::default_models_dir().join("../samples/sample.wav")
 }
 
 fn mib(bytes: Option<u64>) -> String {

@@ -44,12 +44,24 @@ pub fn cluster(
         };
     }
     let training = evenly_spaced(&training, params.max_cluster_inputs);
+    // Centring on the recording's mean embedding removes what every voice
+    // in it shares (channel, room, noise), which GE2E otherwise folds into
+    // every embedding, and spreads the voices apart.
+    let mean = mean_embedding(
+        training
+            .iter()
+            .filter_map(|&i| speakers[i].embedding.as_deref()),
+    );
+    let centred: Vec<Option<Vec<f32>>> = speakers
+        .iter()
+        .map(|s| s.embedding.as_deref().map(|e| centre(e, &mean)))
+        .collect();
     let vectors: Vec<&[f32]> = training
         .iter()
-        .filter_map(|&i| speakers[i].embedding.as_deref())
+        .filter_map(|&i| centred[i].as_deref())
         .collect();
     let centroids = centroids(&vectors, count, params);
-    let assignments = assign(speakers, &centroids);
+    let assignments = assign(speakers, &centred, &centroids);
     Clustering {
         assignments,
         num_clusters: centroids.len(),
@@ -87,7 +99,9 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
         .take_while(|s| s.dissimilarity <= params.cluster_threshold)
         .count();
     let labels = cut(steps, n, n - merges_under_threshold);
-    let min_size = ((params.min_cluster_share * n as f64).ceil() as usize).max(1);
+    let min_size = ((params.min_cluster_share * n as f64).ceil() as usize)
+        .max(params.min_cluster_size)
+        .min(n);
     let sizes = cluster_sizes(&labels);
     let large: Vec<usize> = (0..sizes.len()).filter(|&c| sizes[c] >= min_size).collect();
     let wanted = clamp(large.len().max(1));
@@ -155,7 +169,11 @@ fn cluster_sizes(labels: &[usize]) -> Vec<usize> {
 /// Assigns every local speaker with an embedding to a centroid; within one
 /// window, distinct local speakers get distinct centroids whenever there are
 /// enough of them.
-fn assign(speakers: &[LocalSpeaker], centroids: &[Vec<f32>]) -> Vec<Option<usize>> {
+fn assign(
+    speakers: &[LocalSpeaker],
+    embeddings: &[Option<Vec<f32>>],
+    centroids: &[Vec<f32>],
+) -> Vec<Option<usize>> {
     let mut assignments = vec![None; speakers.len()];
     let mut start = 0;
     while start < speakers.len() {
@@ -164,7 +182,7 @@ fn assign(speakers: &[LocalSpeaker], centroids: &[Vec<f32>]) -> Vec<Option<usize
             .find(|&i| speakers[i].window != window)
             .unwrap_or(speakers.len());
         let members: Vec<(usize, &[f32])> = (start..end)
-            .filter_map(|i| speakers[i].embedding.as_deref().map(|e| (i, e)))
+            .filter_map(|i| embeddings[i].as_deref().map(|e| (i, e)))
             .collect();
         let similarity = |e: &[f32], c: usize| -> i64 {
             (f64::from(dot(e, &centroids[c])) * 1e6).round() as i64
@@ -185,6 +203,31 @@ fn assign(speakers: &[LocalSpeaker], centroids: &[Vec<f32>]) -> Vec<Option<usize
         start = end;
     }
     assignments
+}
+
+fn mean_embedding<'a>(vectors: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut sum: Vec<f32> = Vec::new();
+    let mut n = 0usize;
+    for v in vectors {
+        if sum.is_empty() {
+            sum = vec![0.0; v.len()];
+        }
+        sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+        n += 1;
+    }
+    sum.iter_mut().for_each(|s| *s /= n.max(1) as f32);
+    sum
+}
+
+/// `e - mean`, L2-normalised; `e` itself when the two coincide (a single
+/// voice), so that nothing degenerates to zero.
+fn centre(e: &[f32], mean: &[f32]) -> Vec<f32> {
+    let mut v: Vec<f32> = e.iter().zip(mean).map(|(x, m)| x - m).collect();
+    if dot(&v, &v) <= 1e-6 {
+        v = e.to_vec();
+    }
+    normalize(&mut v);
+    v
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

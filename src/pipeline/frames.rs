@@ -45,7 +45,7 @@ pub fn num_windows(num_samples: usize, step: usize) -> usize {
         return 1;
     }
     let full = (num_samples - WINDOW_SAMPLES) / step + 1;
-    if (num_samples - WINDOW_SAMPLES) % step == 0 {
+    if (num_samples - WINDOW_SAMPLES).is_multiple_of(step) {
         full
     } else {
         full + 1

@@ -21,6 +21,10 @@ pub struct PipelineParams {
     /// Clusters holding fewer embeddings than this share of all are spurious
     /// and get merged into the nearest large one.
     pub min_cluster_share: f64,
+    /// ...and clusters smaller than this many embeddings (about this many
+    /// seconds of presence at the default step) always are: in a short
+    /// recording a share alone would keep a handful of outliers.
+    pub min_cluster_size: usize,
     /// Most embeddings fed to the quadratic-memory clustering; the rest are
     /// assigned to its centroids.
     pub max_cluster_inputs: usize,
@@ -34,16 +38,17 @@ impl Default for PipelineParams {
     fn default() -> Self {
         Self {
             step_s: 1.0,
-            onset: 0.5,
-            offset: 0.4,
+            onset: 0.6,
+            offset: 0.45,
             partial_grid: 40,
             min_clean_fraction: 0.5,
             max_other_fraction: 0.2,
-            cluster_threshold: 0.35,
-            min_cluster_share: 0.02,
+            cluster_threshold: 0.75,
+            min_cluster_share: 0.1,
+            min_cluster_size: 6,
             max_cluster_inputs: 2_500,
             min_duration_off: 0.1,
-            min_duration_on: 0.0,
+            min_duration_on: 0.2,
         }
     }
 }

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 
 use super::device::{Backend, DevicePreference, choose_gpu};
@@ -298,9 +298,9 @@ impl Engine {
     }
 
     fn wake(&self) {
-        match self.inner.wake.try_send(Command::Wake) {
-            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-        }
+        // Full: a wake-up is already pending. Disconnected: the thread has
+        // exited, which the next command reports as `EngineStopped`.
+        let _ = self.inner.wake.try_send(Command::Wake);
     }
 
     fn ensure_running(&self) -> Result<()> {
@@ -403,6 +403,11 @@ impl<D: Diarizer> Worker<D> {
             self.apply_safe_mode();
             let next = {
                 let mut queue = lock(&self.shared.queue);
+                // Checked under the lock `shutdown` takes to cancel the
+                // running job, so a job cannot start after shutdown began.
+                if self.shared.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
                 let next = queue.waiting.pop_front();
                 if let Some((id, _)) = &next {
                     queue.running = Some(*id);
@@ -540,6 +545,20 @@ impl<D: Diarizer> Worker<D> {
             return;
         }
         self.safe_mode = want;
+        let already_there = match (want, self.gpu) {
+            (true, _) | (false, None) => self.backend == Backend::Cpu,
+            (false, Some(gpu)) => self.backend == gpu,
+        };
+        if already_there && self.diarizer.is_some() {
+            // Nothing to free or reload (e.g. safe mode on a CPU-only machine).
+            let reason = if want {
+                "safe mode on"
+            } else {
+                "safe mode off"
+            };
+            self.publish(reason.into());
+            return;
+        }
         let outcome = match (want, self.gpu) {
             (true, _) => self.switch_to(Backend::Cpu, "safe mode on".into()),
             (false, Some(gpu)) => self.switch_to(gpu, "safe mode off".into()),

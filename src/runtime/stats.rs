@@ -95,6 +95,15 @@ pub fn process_rss_bytes() -> Option<u64> {
     (snapshot.process_rss_bytes > 0).then_some(snapshot.process_rss_bytes)
 }
 
+/// The most resident memory this process has held so far (Linux `VmHWM`),
+/// or `None` where the kernel does not say.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Starts the sampler thread on demand and lets it stop itself when the
 /// last stats subscriber is gone.
 #[derive(Default)]
@@ -212,13 +221,4 @@ mod tests {
         assert_eq!(json["gpu"]["totalBytes"], 2);
         assert!(json.get("processRssBytes").is_some());
     }
-}
-
-/// The most resident memory this process has held so far (Linux `VmHWM`),
-/// or `None` where the kernel does not say.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

@@ -1,0 +1,188 @@
+//! Parameter sweep on a folder of WAV + RTTM pairs (the dev set): runs the
+//! networks once per file, then re-runs only the cheap stages (binarisation,
+//! embedding pooling, clustering, reconstruction) for each setting and
+//! prints the duration-weighted DER with its components.
+//!
+//! cargo run --release --example tune -- ../shared/dev-set [step_s]
+
+use std::path::PathBuf;
+
+use diarist::audio::{self, SAMPLE_RATE};
+use diarist::export::read_rttm;
+use diarist::models::{
+    embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation, weights,
+};
+use diarist::pipeline::{
+    Batches, PipelineParams, SliceSource, SpeakerCount, clustering, embeddings, infer, reconstruct,
+};
+use diarist::{Turn, eval};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(args.next().unwrap_or_else(|| "../shared/dev-set".into()));
+    let step_s: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0);
+    let grid: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(40);
+    let device = candle_core::Device::Cpu;
+    let models = weights::default_models_dir();
+    let seg = Segmentation::load(&models, &device)?;
+    let enc = SpeakerEncoder::load(&models, &device)?;
+    let mel = MelFrontend::new();
+    let nets = infer::Networks {
+        segmentation: &seg,
+        encoder: &enc,
+        mel: &mel,
+        device: &device,
+    };
+
+    let mut files = Vec::new();
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    wavs.sort();
+    for wav in wavs {
+        let uri = wav.file_stem().unwrap().to_string_lossy().into_owned();
+        let reference = read_rttm(&wav.with_extension("rttm"))?
+            .remove(&uri)
+            .unwrap_or_default();
+        let step = (step_s * SAMPLE_RATE as f64).round() as usize;
+        let cache = std::env::temp_dir().join(format!("diarist-tune-{uri}-{step}-{grid}.bin"));
+        let inferred = match load(&cache, step, grid) {
+            Some(i) => i,
+            None => {
+                let samples = audio::decode_file(&wav)?;
+                let i = infer::infer(
+                    &nets,
+                    &mut SliceSource::new(&samples),
+                    step,
+                    grid,
+                    Batches {
+                        windows: 16,
+                        partials: 64,
+                    },
+                    &mut (),
+                )?;
+                save(&cache, &i)?;
+                i
+            }
+        };
+        let n_ref = reference
+            .iter()
+            .map(|t| t.speaker.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        eprintln!(
+            "{uri}: {} windows, {} partials",
+            inferred.num_windows(),
+            inferred.num_partials()
+        );
+        files.push((uri, reference, inferred, n_ref));
+    }
+
+    let base = PipelineParams {
+        step_s,
+        partial_grid: grid,
+        ..PipelineParams::default()
+    };
+    let mut settings = vec![base.clone()];
+    let sweep = std::env::var("SWEEP").unwrap_or_default();
+    for spec in sweep.split(';').filter(|s| !s.is_empty()) {
+        let (name, values) = spec.split_once('=').expect("name=v1,v2");
+        let current = settings.clone();
+        settings.clear();
+        for p in current {
+            for v in values.split(',') {
+                let v: f64 = v.parse()?;
+                let mut q = p.clone();
+                match name {
+                    "onset" => q.onset = v as f32,
+                    "offset" => q.offset = v as f32,
+                    "clean" => q.min_clean_fraction = v as f32,
+                    "other" => q.max_other_fraction = v as f32,
+                    "threshold" => q.cluster_threshold = v,
+                    "share" => q.min_cluster_share = v,
+                    "minsize" => q.min_cluster_size = v as usize,
+                    "off" => q.min_duration_off = v,
+                    "on" => q.min_duration_on = v,
+                    _ => anyhow::bail!("unknown parameter {name}"),
+                }
+                settings.push(q);
+            }
+        }
+    }
+    let oracle = std::env::var("ORACLE").is_ok();
+    for p in &settings {
+        let mut total = eval::ErrorBreakdown::default();
+        let mut per_file = Vec::new();
+        for (uri, reference, inferred, n_ref) in &files {
+            let binarized = embeddings::binarize_all(inferred, p);
+            let speakers = embeddings::local_speakers(inferred, &binarized, p);
+            let count = if oracle {
+                SpeakerCount::Exact { n: *n_ref }
+            } else {
+                SpeakerCount::Auto
+            };
+            let c = clustering::cluster(&speakers, count, p);
+            let raw = reconstruct::reconstruct(inferred, &binarized, &speakers, &c, p);
+            let hyp: Vec<Turn> = raw
+                .iter()
+                .map(|t| Turn {
+                    start_s: t.start_s,
+                    end_s: t.end_s,
+                    speaker: format!("S{}", t.cluster),
+                })
+                .collect();
+            let duration = inferred.num_samples as f64 / SAMPLE_RATE as f64;
+            let e = eval::diarization_error(reference, &hyp, Some((0.0, duration)), 0.0, false);
+            per_file.push(format!("{uri}:{:.1}/{}", 100.0 * e.der(), c.num_clusters));
+            total += e;
+        }
+        println!(
+            "onset {:.2} offset {:.2} clean {:.2} other {:.2} thr {:.2} share {:.3} off {:.2} on {:.2} | DER {:5.2} miss {:5.2} fa {:5.2} conf {:5.2} | {}",
+            p.onset,
+            p.offset,
+            p.min_clean_fraction,
+            p.max_other_fraction,
+            p.cluster_threshold,
+            p.min_cluster_share,
+            p.min_duration_off,
+            p.min_duration_on,
+            100.0 * total.der(),
+            100.0 * total.missed_s / total.reference_s,
+            100.0 * total.false_alarm_s / total.reference_s,
+            100.0 * total.confusion_s / total.reference_s,
+            per_file.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn save(path: &std::path::Path, i: &infer::Inferred) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    for n in [i.num_samples, i.activity.len(), i.partials.len()] {
+        bytes.extend((n as u64).to_le_bytes());
+    }
+    for v in i.activity.iter().chain(&i.partials) {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+fn load(path: &std::path::Path, step: usize, grid: usize) -> Option<infer::Inferred> {
+    let bytes = std::fs::read(path).ok()?;
+    let word = |k: usize| u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().unwrap()) as usize;
+    let (num_samples, na, np) = (word(0), word(1), word(2));
+    let floats: Vec<f32> = bytes[24..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Some(infer::Inferred {
+        num_samples,
+        step,
+        activity: floats[..na].to_vec(),
+        partial_grid: grid,
+        partials: floats[na..na + np].to_vec(),
+        ..Default::default()
+    })
+}

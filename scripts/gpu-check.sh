@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (see docs/GPU.md): CUDA parity with the CPU, the
+# dev-set DER on both backends, whole-pipeline speed on 60 minutes, GPU
+# memory over 50 jobs, and a real out-of-memory fallback. Expects the CUDA
+# build at .gpu/diarist(.xz) and the dev set at .gpu/dev-set; writes its
+# report to $OUT (or ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+BIN=.gpu/diarist; DEV=.gpu/dev-set
+[[ -x $BIN ]] || { xz -dkf .gpu/diarist.xz && chmod +x $BIN; }
+CU=$(find /opt -path '*nvidia/cu13/lib' -type d 2>/dev/null | head -1)
+export LD_LIBRARY_PATH=$CU:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
+export DIARIST_MODELS=$PWD/models
+PY=$(ls /opt/torch/.venv/bin/python 2>/dev/null || echo python3)
+
+step() { echo; echo "== $*"; }
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  step "parity: networks on CUDA vs CPU"
+  $BIN bench --parity --device cuda
+  step "dev set on CUDA and on CPU"
+  for d in cuda cpu; do
+    /usr/bin/time -f "$d wall %e s, peak rss %M KiB" $BIN diarize $DEV --device $d --out $OUT/hyp-$d --quiet
+    $BIN score $DEV $OUT/hyp-$d
+  done
+  step "speed: 60-minute recording on CUDA"
+  $BIN bench --minutes 60 --dev-set $DEV --device cuda
+  step "speed: 60-minute recording on this machine's CPU"
+  $BIN bench --minutes 60 --dev-set $DEV --device cpu
+  step "memory: 50 consecutive jobs on CUDA"
+  $BIN bench --minutes 2 --dev-set $DEV --device cuda --jobs 50
+  step "real out-of-memory: another process fills the card"
+  SIG=$(mktemp -d)
+  $PY - "$SIG" <<'PY' &
+import os, sys, time
+import torch
+sig = sys.argv[1]
+while not os.path.exists(f"{sig}/engine-ready"):
+    time.sleep(0.05)
+ballast, chunk = [], 1 << 30
+while chunk >= 1 << 20:
+    try:
+        ballast.append(torch.empty(chunk, dtype=torch.uint8, device="cuda"))
+    except RuntimeError:
+        chunk //= 2
+free, total = torch.cuda.mem_get_info()
+print(f"ballast: {sum(b.numel() for b in ballast) / 2**30:.1f} GiB held, {free / 2**20:.0f} MiB left free", flush=True)
+open(f"{sig}/ballast-ready", "w").close()
+while not os.path.exists(f"{sig}/release"):
+    time.sleep(0.05)
+ballast.clear(); torch.cuda.empty_cache()
+print("ballast released", flush=True)
+open(f"{sig}/released", "w").close()
+PY
+  $BIN bench --oom-check "$SIG" --device cuda
+  wait
+} 2>&1 | tee "$OUT/gpu-check.txt"

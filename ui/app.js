@@ -93,6 +93,11 @@ async function main() {
       results.togglePlay();
     }
   });
+  // A focused button (say, the turn just clicked) would take Space's keyup
+  // as a click too; Space belongs to play/pause.
+  document.addEventListener("keyup", (e) => {
+    if (e.key === " " && !e.target.closest("input, select, textarea")) e.preventDefault();
+  });
 
   if (state.e2e) {
     // The end-to-end test's hooks (debug builds started by the test only).

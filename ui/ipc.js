@@ -44,6 +44,23 @@ export const e2eDrop = (paths) => invoke("e2e_drop", { paths });
 /** A URL the <audio> element may load: the asset protocol, for granted files only. */
 export const audioUrl = (path) => convertFileSrc(path);
 
+/**
+ * The same file as a blob: URL. WebKitGTK hands custom-scheme media URLs
+ * straight to GStreamer, which cannot read them (WebKit bug 146351), while
+ * fetch() goes through the scheme handler; so on Linux the bytes are fetched
+ * and played from memory, up to `maxBytes`.
+ */
+export async function audioBlobUrl(path, maxBytes) {
+  const response = await fetch(convertFileSrc(path));
+  if (!response.ok) throw new Error(`the recording could not be read (${response.status})`);
+  const length = Number(response.headers.get("content-length"));
+  if (length > maxBytes) {
+    response.body?.cancel();
+    throw new Error("the recording is too large to play in this window");
+  }
+  return URL.createObjectURL(await response.blob());
+}
+
 const on = (name) => (handler) => listen(name, (e) => handler(e.payload));
 export const onInputsAdded = on("inputs-added");
 export const onBackendChanged = on("backend-changed");

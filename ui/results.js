@@ -11,6 +11,9 @@ const $ = (id) => document.getElementById(id);
 const ZOOMS = [1, 2, 4, 8, 16, 32, 64];
 const TICK_STEPS_S = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
 const MIN_TICK_PX = 72;
+// Above this, Linux (which must play from memory, see ipc.audioBlobUrl)
+// gives up on playback rather than hold the whole file.
+const MAX_BLOB_BYTES = 512 * 1024 * 1024;
 
 /** Stretches of time where two or more speakers talk at once. */
 export function overlapSpans(turns) {
@@ -70,8 +73,10 @@ export class Results {
     this.audio.addEventListener("play", () => this.animate());
     this.audio.addEventListener("pause", () => this.renderTransport());
     this.audio.addEventListener("ended", () => this.renderTransport());
-    this.audio.addEventListener("error", () => {
-      this.audioError = "this recording cannot be played here";
+    this.audio.addEventListener("error", () => this.audioFailed());
+    this.audio.addEventListener("loadedmetadata", () => {
+      if (this.position) this.audio.currentTime = this.position;
+      if (this.wantPlay) this.play();
       this.renderTransport();
     });
   }
@@ -88,6 +93,11 @@ export class Results {
     if (!sameFile) {
       this.audio.pause();
       this.audioError = null;
+      this.position = 0;
+      this.wantPlay = false;
+      this.triedBlob = false;
+      if (this.blobUrl) URL.revokeObjectURL(this.blobUrl);
+      this.blobUrl = null;
       this.audio.src = ipc.audioUrl(job.path);
       this.zoom = 1;
     }
@@ -291,16 +301,47 @@ export class Results {
   }
 
   play() {
+    if (this.audio.readyState === 0) {
+      // Still loading (or switching to the blob): play once it can.
+      this.wantPlay = true;
+      return;
+    }
+    this.wantPlay = false;
     this.audio.play().catch((err) => {
       this.audioError = err.message || "playback failed";
       this.renderTransport();
     });
   }
 
+  /** The direct asset URL failed: retry from memory once, else say why. */
+  async audioFailed() {
+    const job = this.job;
+    if (!job) return;
+    const unsupported = this.audio.error?.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED;
+    if (unsupported && !this.triedBlob) {
+      this.triedBlob = true;
+      try {
+        const url = await ipc.audioBlobUrl(job.path, MAX_BLOB_BYTES);
+        if (this.job?.path !== job.path) return URL.revokeObjectURL(url);
+        this.blobUrl = url;
+        this.audio.src = url;
+        return;
+      } catch (err) {
+        this.audioError = err.message || String(err);
+      }
+    } else {
+      this.audioError = "this recording cannot be played here";
+    }
+    this.wantPlay = false;
+    this.renderTransport();
+  }
+
   togglePlay() {
     if (!this.job) return;
-    if (this.audio.paused) this.play();
+    if (this.wantPlay) this.wantPlay = false;
+    else if (this.audio.paused) this.play();
     else this.audio.pause();
+    this.renderTransport();
   }
 
   animate() {
@@ -315,7 +356,7 @@ export class Results {
     if (!this.job) return;
     const t = this.audio.readyState > 0 ? this.audio.currentTime : this.position || 0;
     const d = this.duration();
-    const playing = !this.audio.paused && !this.audio.ended;
+    const playing = (!this.audio.paused && !this.audio.ended) || this.wantPlay;
     $("play-btn").textContent = playing ? "❚❚" : "▶";
     $("play-btn").setAttribute("aria-label", playing ? "Pause" : "Play");
     $("time").textContent = `${clock(t, true)} / ${clock(d, true)}`;

@@ -14,6 +14,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -223,6 +224,50 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     )
     .await?;
 
+    // 4. Playback: a click on a turn plays from its start and the playhead
+    // moves; Space pauses.
+    let turn = client
+        .find(Locator::Css(&format!("#tl-lanes .turn[data-speaker='{other}']")))
+        .await?;
+    let start_s: f64 = turn.attr("data-start").await?.unwrap_or_default().parse()?;
+    turn.click().await?;
+    let playing = until(
+        client,
+        "playback past the clicked turn's start",
+        UI_TIMEOUT,
+        &format!(
+            "(() => {{ const a = document.getElementById('audio');
+                      const note = document.getElementById('playback-note').textContent;
+                      if (note) return 'error: ' + note;
+                      return !a.paused && a.currentTime > {start_s} + 0.4 && a.currentTime; }})()"
+        ),
+    )
+    .await?;
+    if let Some(note) = playing.as_str() {
+        bail!("playback failed: {note}");
+    }
+    let playhead_pct: f64 = client
+        .execute("return parseFloat(document.getElementById('tl-playhead').style.left);", vec![])
+        .await?
+        .as_f64()
+        .context("playhead position")?;
+    let duration_s = engine["result"]["duration_s"].as_f64().context("duration")?;
+    ensure!(
+        playhead_pct > start_s / duration_s * 100.0,
+        "the playhead stayed at {playhead_pct}% while playing from {start_s} s"
+    );
+    let space = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: ' ' })
+        .then(KeyAction::Up { value: ' ' });
+    client.perform_actions(space).await?;
+    until(client, "Space to pause", UI_TIMEOUT, "document.getElementById('audio').paused").await?;
+    let paused_at = client.execute("return document.getElementById('audio').currentTime;", vec![]).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = client
+        .execute("const a = document.getElementById('audio'); return a.paused && a.currentTime;", vec![])
+        .await?;
+    ensure!(later == paused_at, "playback went on after Space: {paused_at} then {later}");
+
     // The results view, as users see it, for the README.
     let png = client.screenshot().await?;
     ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
@@ -230,7 +275,7 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     std::fs::create_dir_all(&docs)?;
     std::fs::write(docs.join("screenshot.png"), &png)?;
 
-    // 4. Export RTTM: the file carries the new name.
+    // 5. Export RTTM: the file carries the new name.
     client.find(Locator::Css("#export-format option[value='rttm']")).await?.click().await?;
     client.find(Locator::Css("#export-btn")).await?.click().await?;
     until(
@@ -249,7 +294,7 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     ensure!(names.contains(&other.as_str()), "the RTTM lost {other}:\n{rttm}");
     ensure!(!names.contains(&first.as_str()), "the RTTM still says {first}:\n{rttm}");
 
-    // 5. Safe mode from the window's switch: the status bar says CPU.
+    // 6. Safe mode from the window's switch: the status bar says CPU.
     client.find(Locator::Css("label.switch")).await?.click().await?;
     until(
         client,
@@ -271,7 +316,7 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     .await?;
     eprintln!("status bar: {backend} -> CPU · safe mode, {app_ram}");
 
-    // 6. Not audio: its row shows the engine's error, and the app goes on.
+    // 7. Not audio: its row shows the engine's error, and the app goes on.
     let notes = scratch.join("notes.txt");
     std::fs::write(&notes, "meeting notes, not a recording\n")?;
     call(client, "window.diaristE2E.drop(arguments[0])", vec![json!([notes])]).await?;
@@ -297,5 +342,7 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     .await?;
     let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?;
     ensure!(lanes.len() == 2, "the re-run shows {} lanes", lanes.len());
+    // The whole window at the end, for whoever reviews a run.
+    std::fs::write(repo_root().join("target").join("e2e-final.png"), client.screenshot().await?)?;
     Ok(())
 }

@@ -96,7 +96,10 @@ pub async fn open_inputs<R: Runtime>(
     let Some(picked) = picked else {
         return Ok(None);
     };
-    let paths: Vec<PathBuf> = picked.into_iter().filter_map(|p| p.into_path().ok()).collect();
+    let paths: Vec<PathBuf> = picked
+        .into_iter()
+        .filter_map(|p| p.into_path().ok())
+        .collect();
     Ok(Some(shell::accept_inputs(&app, &paths, "dialog")))
 }
 
@@ -106,7 +109,10 @@ pub fn try_sample<R: Runtime>(app: AppHandle<R>) -> Result<InputsAdded, CommandE
     let sample = locate::sample().ok_or_else(|| {
         CommandError::new(
             "no-sample",
-            format!("the bundled {} was not found next to the app", locate::SAMPLE),
+            format!(
+                "the bundled {} was not found next to the app",
+                locate::SAMPLE
+            ),
         )
     })?;
     Ok(shell::accept_inputs(&app, &[sample], "sample"))
@@ -308,13 +314,15 @@ pub fn e2e_drop<R: Runtime>(
 mod tests {
     use std::time::{Duration, Instant};
 
-    use diarist::runtime::{Diarizer, Engine, EngineConfig};
+    use diarist::runtime::{Diarizer, Engine, EngineConfig, FaultInjection, FaultKind};
     use diarist::{StageTimings, Turn};
     use serde_json::{Value, json};
     use tauri::ipc::{CallbackFn, InvokeBody};
-    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets};
+    use tauri::test::{
+        INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+    };
     use tauri::webview::InvokeRequest;
-    use tauri::{App, Manager, WebviewWindow, WebviewWindowBuilder};
+    use tauri::{App, Listener, Manager, WebviewWindow, WebviewWindowBuilder};
 
     use super::*;
     use crate::settings::SettingsStore;
@@ -332,7 +340,10 @@ mod tests {
             _batch: usize,
             progress: &mut dyn diarist::Progress,
         ) -> diarist::Result<Diarization> {
-            if progress.update(diarist::Stage::Segmentation, 1, 1).is_break() {
+            if progress
+                .update(diarist::Stage::Segmentation, 1, 1)
+                .is_break()
+            {
                 return Err(diarist::Error::Cancelled);
             }
             let turn = |start_s, end_s, speaker: &str| Turn {
@@ -361,11 +372,17 @@ mod tests {
     }
 
     fn app() -> TestApp {
+        app_with(|_| {})
+    }
+
+    fn app_with(configure: impl FnOnce(&mut EngineConfig)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let app = crate::with_commands(mock_builder())
             .build(mock_context(noop_assets()))
             .unwrap();
-        let engine = Engine::start::<TwoSpeakers>(EngineConfig::new(dir.path())).unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        configure(&mut config);
+        let engine = Engine::start::<TwoSpeakers>(config).unwrap();
         let settings = SettingsStore::load(Some(dir.path().join("settings.json")));
         let shell = Shell::new(engine, settings, Some(dir.path().to_path_buf()));
         crate::manage_shell(app.handle(), shell).unwrap();
@@ -401,7 +418,10 @@ mod tests {
             if let Ok(view) = invoke(window, "get_result", json!({ "job": job })) {
                 return view;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "job {job} never finished");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "job {job} never finished"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -423,7 +443,8 @@ mod tests {
         let t = app();
         let audio = t.dir.path().join("talk.wav");
         std::fs::write(&audio, b"RIFF").unwrap();
-        let added = shell::accept_inputs(t.window.app_handle(), &[audio.clone()], "drop");
+        let added =
+            shell::accept_inputs(t.window.app_handle(), std::slice::from_ref(&audio), "drop");
         assert_eq!(added.files.len(), 1);
         assert!(t.window.asset_protocol_scope().is_allowed(&audio));
 
@@ -453,7 +474,12 @@ mod tests {
         assert_eq!(unknown["code"], "invalid-option");
 
         // The test run's save "dialog" answers <dir>/talk.<ext>.
-        let written = invoke(&t.window, "export_result", json!({ "job": job, "format": "srt" })).unwrap();
+        let written = invoke(
+            &t.window,
+            "export_result",
+            json!({ "job": job, "format": "srt" }),
+        )
+        .unwrap();
         assert_eq!(written, json!(t.dir.path().join("talk.srt")));
         let srt = std::fs::read_to_string(t.dir.path().join("talk.srt")).unwrap();
         assert!(srt.contains("Bea"), "{srt}");
@@ -497,9 +523,85 @@ mod tests {
         let shell = t.window.state::<Shell>();
         let started = Instant::now();
         while !shell.engine.status().safe_mode {
-            assert!(started.elapsed() < Duration::from_secs(10), "safe mode never applied");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "safe mode never applied"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_gpu_failure_falls_back_tells_the_window_and_persists_safe_mode() {
+        let t = app_with(|config| {
+            config.simulate_gpu = true;
+            config.fault = Some(FaultInjection {
+                on_batch: 1,
+                kind: FaultKind::Error,
+                times: 1,
+            });
+        });
+        let shell = t.window.state::<Shell>();
+        assert_eq!(shell.backend_view().label, "GPU (simulated)");
+        let (tx, rx) = std::sync::mpsc::channel();
+        for name in [shell::events::FALLBACK, shell::events::SAFE_MODE_CHANGED] {
+            let tx = tx.clone();
+            t.window.listen_any(name, move |e| {
+                let _ = tx.send((name, e.payload().to_string()));
+            });
+        }
+
+        let audio = t.dir.path().join("talk.wav");
+        std::fs::write(&audio, b"RIFF").unwrap();
+        shell::accept_inputs(t.window.app_handle(), std::slice::from_ref(&audio), "drop");
+        let queued = invoke(
+            &t.window,
+            "queue_file",
+            json!({ "path": audio, "speakers": { "mode": "auto" }, "onEvent": "__CHANNEL__:3" }),
+        )
+        .unwrap();
+        // The job still finishes, on the CPU.
+        let view = wait_for_result(&t.window, queued["job"].as_u64().unwrap());
+        assert_eq!(view["result"]["speakers"].as_array().unwrap().len(), 2);
+
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.recv_timeout(Duration::from_secs(5)) {
+            seen.push(event);
+            if seen.len() == 2 {
+                break;
+            }
+        }
+        let fallback = seen
+            .iter()
+            .find(|(n, _)| *n == shell::events::FALLBACK)
+            .unwrap();
+        assert!(fallback.1.contains("injected fault"), "{fallback:?}");
+        assert!(seen.contains(&(shell::events::SAFE_MODE_CHANGED, "true".into())));
+        assert!(shell.engine.status().safe_mode);
+        let saved = SettingsStore::load(Some(t.dir.path().join("settings.json"))).get();
+        assert!(saved.safe_mode, "the switch stays flipped after a restart");
+    }
+
+    #[test]
+    fn stats_are_sampled_only_while_the_window_watches() {
+        let t = app();
+        let shell = t.window.state::<Shell>();
+        let sampling = |want: bool| {
+            let started = Instant::now();
+            while shell.engine.status().stats_sampler_running != want {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "sampler never {want}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        invoke(&t.window, "watch_stats", json!({ "on": true })).unwrap();
+        assert!(shell.stats.is_on());
+        sampling(true);
+        invoke(&t.window, "watch_stats", json!({ "on": false })).unwrap();
+        assert!(!shell.stats.is_on());
+        sampling(false);
     }
 
     #[test]

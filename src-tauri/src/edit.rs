@@ -10,9 +10,16 @@ use crate::error::CommandError;
 /// Relabels every turn of `from` as `into`, joins turns of `into` that now
 /// overlap or touch (so one person's speech reads as one turn again), and
 /// recomputes the speaker statistics.
-pub fn merge_speakers(d: &Diarization, from: &str, into: &str) -> Result<Diarization, CommandError> {
+pub fn merge_speakers(
+    d: &Diarization,
+    from: &str,
+    into: &str,
+) -> Result<Diarization, CommandError> {
     if from == into {
-        return Err(CommandError::new("invalid-option", "cannot merge a speaker into itself"));
+        return Err(CommandError::new(
+            "invalid-option",
+            "cannot merge a speaker into itself",
+        ));
     }
     for label in [from, into] {
         if !d.speakers.iter().any(|s| s.speaker == label) {
@@ -57,7 +64,10 @@ pub fn merge_speakers(d: &Diarization, from: &str, into: &str) -> Result<Diariza
 /// The names after a merge: `from`'s name goes away, and `into` inherits it
 /// only if it had none of its own.
 pub fn merge_names(names: &SpeakerNames, from: &str, into: &str) -> SpeakerNames {
-    let from_name = names.iter().find(|(l, _)| *l == from).map(|(_, n)| n.to_string());
+    let from_name = names
+        .iter()
+        .find(|(l, _)| *l == from)
+        .map(|(_, n)| n.to_string());
     let mut out: SpeakerNames = names
         .iter()
         .filter(|(l, _)| *l != from)
@@ -128,7 +138,9 @@ mod tests {
 
     #[test]
     fn names_follow_a_merge() {
-        let names: SpeakerNames = [("SPEAKER_01", "Bea"), ("SPEAKER_02", "Cy")].into_iter().collect();
+        let names: SpeakerNames = [("SPEAKER_01", "Bea"), ("SPEAKER_02", "Cy")]
+            .into_iter()
+            .collect();
         let merged = merge_names(&names, "SPEAKER_01", "SPEAKER_00");
         assert_eq!(merged.display("SPEAKER_00"), "Bea");
         assert_eq!(merged.display("SPEAKER_01"), "SPEAKER_01");

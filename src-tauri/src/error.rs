@@ -24,7 +24,10 @@ impl CommandError {
     pub fn not_granted(path: &std::path::Path) -> Self {
         Self::new(
             "not-granted",
-            format!("{} was not dropped or picked in this session", path.display()),
+            format!(
+                "{} was not dropped or picked in this session",
+                path.display()
+            ),
         )
     }
 

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use diarist::Diarization;
 use diarist::export::SpeakerNames;
 use diarist::runtime::{Engine, Event, JobId, JobSpec};
-use diarist::Diarization;
 use tauri::ipc::Channel;
 
 use crate::edit;
@@ -96,7 +96,10 @@ impl Jobs {
     pub fn edited(&self, job: JobId) -> Result<Edited, CommandError> {
         let entries = lock(&self.entries);
         let entry = entries.get(&job).ok_or(CommandError::unknown_job(job.0))?;
-        let result = entry.result.clone().ok_or(CommandError::unknown_job(job.0))?;
+        let result = entry
+            .result
+            .clone()
+            .ok_or(CommandError::unknown_job(job.0))?;
         Ok(Edited {
             path: entry.path.clone(),
             result,
@@ -134,8 +137,13 @@ impl Jobs {
         f: impl FnOnce(&mut Diarization, &mut SpeakerNames) -> Result<T, CommandError>,
     ) -> Result<T, CommandError> {
         let mut entries = lock(&self.entries);
-        let entry = entries.get_mut(&job).ok_or(CommandError::unknown_job(job.0))?;
-        let result = entry.result.as_mut().ok_or(CommandError::unknown_job(job.0))?;
+        let entry = entries
+            .get_mut(&job)
+            .ok_or(CommandError::unknown_job(job.0))?;
+        let result = entry
+            .result
+            .as_mut()
+            .ok_or(CommandError::unknown_job(job.0))?;
         f(result, &mut entry.names)
     }
 }

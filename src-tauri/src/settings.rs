@@ -173,7 +173,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         fs::write(&path, b"{ not json").unwrap();
-        assert_eq!(SettingsStore::load(Some(path.clone())).get(), Settings::default());
+        assert_eq!(
+            SettingsStore::load(Some(path.clone())).get(),
+            Settings::default()
+        );
 
         // Known fields with impossible values are reset one by one.
         fs::write(

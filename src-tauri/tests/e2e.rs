@@ -92,7 +92,12 @@ async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()>
     // the user's settings are neither read nor changed, and the test hooks.
     let _driver = Driver(
         Command::new("tauri-driver")
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
             .env("DIARIST_E2E_DIR", &out)
             .env("XDG_CONFIG_HOME", &config)
             .spawn()
@@ -103,7 +108,10 @@ async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()>
     let started = Instant::now();
     for p in [port, native_port] {
         while TcpStream::connect(("127.0.0.1", p)).is_err() {
-            ensure!(started.elapsed() < UI_TIMEOUT, "nothing listens on port {p}");
+            ensure!(
+                started.elapsed() < UI_TIMEOUT,
+                "nothing listens on port {p}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -134,13 +142,30 @@ async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()>
 }
 
 async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
-    until(client, "the window to start", UI_TIMEOUT, "document.body.dataset.ready === 'true'").await?;
+    until(
+        client,
+        "the window to start",
+        UI_TIMEOUT,
+        "document.body.dataset.ready === 'true'",
+    )
+    .await?;
     let backend = text(client, "#st-backend .txt").await?;
-    ensure!(backend == "CPU", "this machine has no GPU, yet the status bar says {backend:?}");
+    ensure!(
+        backend == "CPU",
+        "this machine has no GPU, yet the status bar says {backend:?}"
+    );
 
     // 1. The bundled sample, taken in exactly as a drop.
-    let sample = repo_root().join("samples").join("sample.wav").canonicalize()?;
-    call(client, "window.diaristE2E.drop(arguments[0])", vec![json!([sample])]).await?;
+    let sample = repo_root()
+        .join("samples")
+        .join("sample.wav")
+        .canonicalize()?;
+    call(
+        client,
+        "window.diaristE2E.drop(arguments[0])",
+        vec![json!([sample])],
+    )
+    .await?;
     let job = until(
         client,
         "the sample's result",
@@ -157,9 +182,20 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     };
 
     // 2. The timeline shows what the engine returned: 2 lanes, every turn.
-    let engine = call(client, "window.diaristE2E.result(arguments[0])", vec![json!(job)]).await?;
-    let speakers = engine["result"]["speakers"].as_array().context("speakers")?;
-    ensure!(speakers.len() == 2, "the engine found {} speakers in the sample", speakers.len());
+    let engine = call(
+        client,
+        "window.diaristE2E.result(arguments[0])",
+        vec![json!(job)],
+    )
+    .await?;
+    let speakers = engine["result"]["speakers"]
+        .as_array()
+        .context("speakers")?;
+    ensure!(
+        speakers.len() == 2,
+        "the engine found {} speakers in the sample",
+        speakers.len()
+    );
     let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?;
     ensure!(lanes.len() == 2, "the timeline has {} lanes", lanes.len());
     let mut want: Vec<(String, f64, f64)> = engine["result"]["turns"]
@@ -183,25 +219,36 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
             attr(bar.attr("data-end").await?).parse::<f64>()?,
         ));
     }
-    let order = |a: &(String, f64, f64), b: &(String, f64, f64)| {
-        a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
-    };
+    let order =
+        |a: &(String, f64, f64), b: &(String, f64, f64)| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1));
     want.sort_by(order);
     shown.sort_by(order);
     ensure!(!want.is_empty(), "the engine returned no turns");
     // The two JSON paths (job channel, result command) may print a time a
     // last digit apart; a microsecond is far below a pixel.
     let same = shown.len() == want.len()
-        && shown.iter().zip(&want).all(|(a, b)| {
-            a.0 == b.0 && (a.1 - b.1).abs() < 1e-6 && (a.2 - b.2).abs() < 1e-6
-        });
-    ensure!(same, "timeline turns {shown:?} differ from the engine's {want:?}");
+        && shown
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() < 1e-6 && (a.2 - b.2).abs() < 1e-6);
+    ensure!(
+        same,
+        "timeline turns {shown:?} differ from the engine's {want:?}"
+    );
 
     // 3. Rename the first speaker inline.
-    let first = speakers[0]["speaker"].as_str().context("label")?.to_string();
-    let other = speakers[1]["speaker"].as_str().context("label")?.to_string();
+    let first = speakers[0]["speaker"]
+        .as_str()
+        .context("label")?
+        .to_string();
+    let other = speakers[1]["speaker"]
+        .as_str()
+        .context("label")?
+        .to_string();
     client
-        .find(Locator::Css(&format!("#speakers-body tr[data-speaker='{first}'] button.name")))
+        .find(Locator::Css(&format!(
+            "#speakers-body tr[data-speaker='{first}'] button.name"
+        )))
         .await?
         .click()
         .await?;
@@ -209,7 +256,9 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     // Backspaces, not `clear()`: WebDriver's clear blurs the field, which
     // commits the edit. Whether the caret is at the end or the text is
     // selected, this empties it the way a user would.
-    let erase = Key::Backspace.to_string().repeat(input.prop("value").await?.map_or(0, |v| v.len()) + 1);
+    let erase = Key::Backspace
+        .to_string()
+        .repeat(input.prop("value").await?.map_or(0, |v| v.len()) + 1);
     input.send_keys(&erase).await?;
     input.send_keys("Alice").await?;
     input.send_keys(&Key::Enter.to_string()).await?;
@@ -227,7 +276,9 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     // 4. Playback: a click on a turn plays from its start and the playhead
     // moves; Space pauses.
     let turn = client
-        .find(Locator::Css(&format!("#tl-lanes .turn[data-speaker='{other}']")))
+        .find(Locator::Css(&format!(
+            "#tl-lanes .turn[data-speaker='{other}']"
+        )))
         .await?;
     let start_s: f64 = turn.attr("data-start").await?.unwrap_or_default().parse()?;
     turn.click().await?;
@@ -247,11 +298,16 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
         bail!("playback failed: {note}");
     }
     let playhead_pct: f64 = client
-        .execute("return parseFloat(document.getElementById('tl-playhead').style.left);", vec![])
+        .execute(
+            "return parseFloat(document.getElementById('tl-playhead').style.left);",
+            vec![],
+        )
         .await?
         .as_f64()
         .context("playhead position")?;
-    let duration_s = engine["result"]["duration_s"].as_f64().context("duration")?;
+    let duration_s = engine["result"]["duration_s"]
+        .as_f64()
+        .context("duration")?;
     ensure!(
         playhead_pct > start_s / duration_s * 100.0,
         "the playhead stayed at {playhead_pct}% while playing from {start_s} s"
@@ -260,13 +316,30 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
         .then(KeyAction::Down { value: ' ' })
         .then(KeyAction::Up { value: ' ' });
     client.perform_actions(space).await?;
-    until(client, "Space to pause", UI_TIMEOUT, "document.getElementById('audio').paused").await?;
-    let paused_at = client.execute("return document.getElementById('audio').currentTime;", vec![]).await?;
+    until(
+        client,
+        "Space to pause",
+        UI_TIMEOUT,
+        "document.getElementById('audio').paused",
+    )
+    .await?;
+    let paused_at = client
+        .execute(
+            "return document.getElementById('audio').currentTime;",
+            vec![],
+        )
+        .await?;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let later = client
-        .execute("const a = document.getElementById('audio'); return a.paused && a.currentTime;", vec![])
+        .execute(
+            "const a = document.getElementById('audio'); return a.paused && a.currentTime;",
+            vec![],
+        )
         .await?;
-    ensure!(later == paused_at, "playback went on after Space: {paused_at} then {later}");
+    ensure!(
+        later == paused_at,
+        "playback went on after Space: {paused_at} then {later}"
+    );
 
     // The results view, as users see it, for the README.
     let png = client.screenshot().await?;
@@ -276,8 +349,16 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     std::fs::write(docs.join("screenshot.png"), &png)?;
 
     // 5. Export RTTM: the file carries the new name.
-    client.find(Locator::Css("#export-format option[value='rttm']")).await?.click().await?;
-    client.find(Locator::Css("#export-btn")).await?.click().await?;
+    client
+        .find(Locator::Css("#export-format option[value='rttm']"))
+        .await?
+        .click()
+        .await?;
+    client
+        .find(Locator::Css("#export-btn"))
+        .await?
+        .click()
+        .await?;
     until(
         client,
         "the export to finish",
@@ -291,11 +372,21 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
         .filter_map(|l| l.split_whitespace().nth(7))
         .collect();
     ensure!(names.contains(&"Alice"), "the RTTM has no Alice:\n{rttm}");
-    ensure!(names.contains(&other.as_str()), "the RTTM lost {other}:\n{rttm}");
-    ensure!(!names.contains(&first.as_str()), "the RTTM still says {first}:\n{rttm}");
+    ensure!(
+        names.contains(&other.as_str()),
+        "the RTTM lost {other}:\n{rttm}"
+    );
+    ensure!(
+        !names.contains(&first.as_str()),
+        "the RTTM still says {first}:\n{rttm}"
+    );
 
     // 6. Safe mode from the window's switch: the status bar says CPU.
-    client.find(Locator::Css("label.switch")).await?.click().await?;
+    client
+        .find(Locator::Css("label.switch"))
+        .await?
+        .click()
+        .await?;
     until(
         client,
         "the status bar to report safe mode",
@@ -304,7 +395,13 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     )
     .await?;
     ensure!(
-        client.find(Locator::Css("#safe-mode")).await?.prop("checked").await?.as_deref() == Some("true"),
+        client
+            .find(Locator::Css("#safe-mode"))
+            .await?
+            .prop("checked")
+            .await?
+            .as_deref()
+            == Some("true"),
         "the switch did not stay on"
     );
     let app_ram = until(
@@ -319,7 +416,12 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     // 7. Not audio: its row shows the engine's error, and the app goes on.
     let notes = scratch.join("notes.txt");
     std::fs::write(&notes, "meeting notes, not a recording\n")?;
-    call(client, "window.diaristE2E.drop(arguments[0])", vec![json!([notes])]).await?;
+    call(
+        client,
+        "window.diaristE2E.drop(arguments[0])",
+        vec![json!([notes])],
+    )
+    .await?;
     let error = until(
         client,
         "the bad file's error",
@@ -328,11 +430,18 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     )
     .await?;
     let error = error.as_str().unwrap_or_default();
-    ensure!(error.contains("notes.txt"), "the error does not name the file: {error:?}");
+    ensure!(
+        error.contains("notes.txt"),
+        "the error does not name the file: {error:?}"
+    );
     eprintln!("bad file row: {error}");
 
     // Re-run the sample with exactly 2 speakers: the queue keeps working.
-    client.find(Locator::Css("#rerun-btn")).await?.click().await?;
+    client
+        .find(Locator::Css("#rerun-btn"))
+        .await?
+        .click()
+        .await?;
     until(
         client,
         "the re-run to finish",
@@ -343,6 +452,9 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?;
     ensure!(lanes.len() == 2, "the re-run shows {} lanes", lanes.len());
     // The whole window at the end, for whoever reviews a run.
-    std::fs::write(repo_root().join("target").join("e2e-final.png"), client.screenshot().await?)?;
+    std::fs::write(
+        repo_root().join("target").join("e2e-final.png"),
+        client.screenshot().await?,
+    )?;
     Ok(())
 }

@@ -4,6 +4,10 @@
 # notifications talk D-Bus), a PulseAudio null sink so that playback really
 # plays, and tauri-driver + WebKitWebDriver for WebDriver.
 # Leaves docs/screenshot.png, the results view as the test saw it.
+#
+#   ./scripts/e2e.sh               just the app's end-to-end test
+#   ./scripts/e2e.sh CMD ARGS...   any command in the same session (test.sh runs
+#                                  the whole suite this way, in one build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -35,6 +39,7 @@ fi
 # `cargo test` builds and runs in one go: building first and testing after
 # rebuilds the GTK/WebKit stack, because dev-dependencies change features.
 test=(cargo test -p diarist-app --test e2e -- --ignored --nocapture)
+(($#)) && test=("$@")
 session=()
 command -v dbus-run-session >/dev/null && session=(dbus-run-session --)
 "${session[@]}" xvfb-run -a -s "-screen 0 1280x800x24" "${test[@]}"

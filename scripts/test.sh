@@ -12,8 +12,8 @@ echo "== format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== tests"
-cargo test --workspace
+echo "== tests, the app's end-to-end test in a real window included (Xvfb + tauri-driver)"
+./scripts/e2e.sh cargo test --workspace -- --include-ignored
 
 echo "== macOS type-check (Metal, tray, activation policy)"
 rustup target add aarch64-apple-darwin >/dev/null 2>&1 || true

@@ -17,7 +17,7 @@ use diarist::models::mel::MelFrontend;
 use diarist::models::segmentation::Segmentation;
 use diarist::pipeline::Pipeline;
 use diarist::runtime::{
-    Backend, Engine, EngineConfig, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
+    Backend, Engine, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
     process_rss_bytes,
 };
 
@@ -133,9 +133,7 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
         mib(process_rss_bytes())
     );
 
-    let mut config = EngineConfig::new(args.engine.models_dir());
-    config.device = args.engine.device;
-    let engine = Engine::start::<Pipeline>(config)?;
+    let engine = Engine::start::<Pipeline>(args.engine.config())?;
     let events = engine.subscribe();
     let status = engine.status();
     println!("backend: {} ({})", status.backend, status.reason);
@@ -307,9 +305,7 @@ fn oom_check(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let recording = tempfile::tempdir()?;
     let path = recording.path().join("oom.wav");
     build_recording(&[bundled_sample()], 5.0, &path)?;
-    let mut config = EngineConfig::new(args.engine.models_dir());
-    config.device = args.engine.device;
-    let engine = Engine::start::<Pipeline>(config)?;
+    let engine = Engine::start::<Pipeline>(args.engine.config())?;
     let events = engine.subscribe_jobs();
     println!(
         "engine on {} ({})",

@@ -32,14 +32,16 @@ use crate::shell::Shell;
 
 /// Starts the app; returns when the user quits.
 pub fn run() {
-    let app = with_commands(tauri::Builder::default())
+    let builder = with_commands(tauri::Builder::default())
         // First, so that a second launch exits before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             shell::show_window(app)
         }))
-        .plugin(tauri_plugin_dialog::init())
-        .plugin(tauri_plugin_notification::init())
-        .setup(|app| setup(app))
+        .plugin(tauri_plugin_dialog::init());
+    #[cfg(feature = "notification")]
+    let builder = builder.plugin(tauri_plugin_notification::init());
+    let app = builder
+        .setup(setup)
         .on_window_event(on_window_event)
         .build(tauri::generate_context!());
     match app {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use diarist::runtime::{Backend, Engine, Event, JobId, StatsSnapshot};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
+#[cfg(feature = "notification")]
 use tauri_plugin_notification::{Notification, NotificationExt};
 
 use crate::error::CommandError;
@@ -177,22 +178,33 @@ struct FallbackView {
     reason: String,
 }
 
+/// A system notification of a fallback, where the plugin is built in and
+/// registered (the command tests' mock app has none: there is only the
+/// banner).
+#[cfg(feature = "notification")]
+fn notify_fallback<R: Runtime>(app: &AppHandle<R>, from: &str, reason: &str) {
+    if app.try_state::<Notification<R>>().is_none() {
+        return;
+    }
+    let shown = app
+        .notification()
+        .builder()
+        .title("Diarist switched to the CPU")
+        .body(format!("{from} failed: {reason}. Safe mode is now on."))
+        .show();
+    if let Err(e) = shown {
+        eprintln!("diarist-app: cannot show a notification: {e}");
+    }
+}
+
+#[cfg(not(feature = "notification"))]
+fn notify_fallback<R: Runtime>(_app: &AppHandle<R>, _from: &str, _reason: &str) {}
+
 /// A GPU failure: the engine is re-running the job on the CPU and stays in
 /// safe mode. Tell the user even if the window is hidden, and remember it.
 fn on_fallback<R: Runtime>(app: &AppHandle<R>, job: JobId, from: Backend, reason: &str) {
     let from = stats::backend_label(from);
-    // Without the plugin (the command tests' mock app) there is only the banner.
-    if app.try_state::<Notification<R>>().is_some() {
-        let shown = app
-            .notification()
-            .builder()
-            .title("Diarist switched to the CPU")
-            .body(format!("{from} failed: {reason}. Safe mode is now on."))
-            .show();
-        if let Err(e) = shown {
-            eprintln!("diarist-app: cannot show a notification: {e}");
-        }
-    }
+    notify_fallback(app, from, reason);
     let view = FallbackView {
         job,
         from,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what a fresh Debian machine lacks, then runs every check and test:
-# formatting, clippy, the engine and app test suites (the app's end-to-end
+# formatting, clippy, the engine and app test suites (the microphone tests
+# record from a virtual PulseAudio microphone, scripts/virtual-mic.sh) (the app's end-to-end
 # test drives the real window under Xvfb), and a type-check of the macOS build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,8 @@ echo "== format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== tests"
+echo "== tests (with a virtual microphone: tests/record.rs fails if it is missing)"
+. ./scripts/virtual-mic.sh
 cargo test --workspace
 
 echo "== macOS type-check (Metal, tray, activation policy)"

@@ -21,7 +21,7 @@ use diarist::export::SpeakerNames;
 use diarist::pipeline::Pipeline;
 use diarist::record::{self, Ended, OpenedInput, Recorder, RecorderConfig};
 use diarist::runtime::{Engine, EngineConfig, Event, JobId, JobSpec, LiveSpec};
-use diarist::{Diarization, DevicePreference};
+use diarist::{DevicePreference, Diarization};
 use realfft::RealFftPlanner;
 
 /// One virtual microphone: the mic tests take turns.
@@ -55,7 +55,8 @@ fn tone_input(
                 std::thread::sleep(Duration::from_millis(5));
                 let due = (started.elapsed().as_secs_f64() * f64::from(rate)) as usize;
                 while n < due {
-                    let v = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / rate as f32).sin();
+                    let v =
+                        0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / rate as f32).sin();
                     for _ in 0..channels {
                         let _ = producer.push(v);
                     }
@@ -124,7 +125,10 @@ fn recorder_resamples_any_input_and_keeps_the_file_valid_while_recording() -> Re
     let body = &audio[1_000..audio.len() - 1_000];
     let rms = (body.iter().map(|x| x * x).sum::<f32>() / body.len() as f32).sqrt();
     assert!((rms - 0.3536).abs() < 0.01, "rms {rms}");
-    let crossings = body.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    let crossings = body
+        .windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count();
     let hz = crossings as f64 / (body.len() as f64 / 16_000.0);
     assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
     Ok(())
@@ -207,7 +211,9 @@ fn duration_limit_and_existing_files() -> Result<()> {
 /// Asked for (DIARIST_VIRTUAL_MIC=1) but unreachable is a failure.
 fn virtual_mic() -> Option<String> {
     if std::env::var("DIARIST_VIRTUAL_MIC").as_deref() != Ok("1") {
-        eprintln!("microphone test not run: DIARIST_VIRTUAL_MIC is not 1 (scripts/test.sh sets it)");
+        eprintln!(
+            "microphone test not run: DIARIST_VIRTUAL_MIC is not 1 (scripts/test.sh sets it)"
+        );
         return None;
     }
     let sink = std::env::var("DIARIST_VIRTUAL_SINK").unwrap_or_else(|_| "virt_out".into());
@@ -329,22 +335,36 @@ fn microphone_records_what_was_played_and_live_and_final_find_two_speakers() -> 
 
     let final_job = engine.submit(JobSpec::new(&path))?;
     let final_result = wait_done(&events, final_job)?;
-    assert_eq!(final_result.num_speakers(), 2, "{:?}", final_result.speakers);
+    assert_eq!(
+        final_result.num_speakers(),
+        2,
+        "{:?}",
+        final_result.speakers
+    );
 
     // The user named the first live voice: the name lands on the final
-    // speaker who talks over the same stretches.
+    // speaker who talks most over the same stretches.
     let first_live = &live.turns[0].speaker;
     let names: SpeakerNames = [(first_live.as_str(), "Alice")].into_iter().collect();
     let mapping = record::map_live_to_final(&live, &final_result, &names);
     let alice_final = &mapping.live_to_final[first_live];
     assert_eq!(mapping.names.display(alice_final), "Alice");
-    let speaks = |d: &Diarization, who: &str, t: f64| {
-        d.turns
-            .iter()
-            .any(|x| x.speaker == who && x.start_s <= t && t < x.end_s)
+    let overlap = |who: &str| -> f64 {
+        let mut total = 0.0;
+        for a in live.turns.iter().filter(|t| &t.speaker == first_live) {
+            for b in final_result.turns.iter().filter(|t| t.speaker == who) {
+                total += (a.end_s.min(b.end_s) - a.start_s.max(b.start_s)).max(0.0);
+            }
+        }
+        total
     };
-    let t = (live.turns[0].start_s + live.turns[0].end_s) / 2.0;
-    assert!(speaks(&final_result, alice_final, t), "{:?}", final_result.turns);
+    for other in &final_result.speakers {
+        assert!(
+            overlap(alice_final) >= overlap(&other.speaker),
+            "Alice went to {alice_final}, but {} overlaps her more",
+            other.speaker
+        );
+    }
     engine.shutdown();
     Ok(())
 }
@@ -356,10 +376,27 @@ fn a_killed_recording_is_recovered_with_all_but_the_last_second() -> Result<()> 
     };
     let _mic = MIC.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("killed.wav");
+    // The sample's speech starts at 6.7 s: play from there, so that the
+    // recovered seconds hold speech to compare.
+    let played = diarist::audio::decode_file(&sample())?[6 * 16_000..].to_vec();
+    let clip = dir.path().join("speech.wav");
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&clip, spec)?;
+        for &s in &played {
+            w.write_sample((s * 32_767.0) as i16)?;
+        }
+        w.finalize()?;
+    }
+    let recordings = dir.path().join("recordings");
     let mut child = Command::new(env!("CARGO_BIN_EXE_diarist"))
         .args(["record", "--backend", "cpu", "--out"])
-        .arg(&path)
+        .arg(recordings.join("killed.wav"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -378,7 +415,7 @@ fn a_killed_recording_is_recovered_with_all_but_the_last_second() -> Result<()> 
         bail!("diarist record did not start recording");
     }
     let started = Instant::now();
-    let mut player = play(&sink, &sample());
+    let mut player = play(&sink, &clip);
     const N: f64 = 5.0;
     std::thread::sleep(Duration::from_secs_f64(N));
     child.kill()?; // SIGKILL
@@ -387,8 +424,12 @@ fn a_killed_recording_is_recovered_with_all_but_the_last_second() -> Result<()> 
     let _ = player.kill();
     let _ = player.wait();
 
-    assert!(record::marker_path(&path).exists(), "a killed recording keeps its marker");
-    let report = record::recover(dir.path())?;
+    let path = recordings.join("killed.wav");
+    assert!(
+        record::marker_path(&path).exists(),
+        "a killed recording keeps its marker"
+    );
+    let report = record::recover(&recordings)?;
     assert_eq!(report.recovered.len(), 1, "{report:?}");
     let recovered = &report.recovered[0];
     eprintln!(
@@ -396,10 +437,23 @@ fn a_killed_recording_is_recovered_with_all_but_the_last_second() -> Result<()> 
         recovered.duration_s
     );
     assert!(recovered.duration_s >= N - 1.0, "{recovered:?}");
-    // And it is the audio that was played.
+    // And it is the audio that was played: each second of it, aligned on
+    // its own (a loaded machine may drop a few samples between seconds).
     let audio = read_wav(&path);
-    let played = diarist::audio::decode_file(&sample())?;
-    let (_, r) = aligned_correlation(&audio, &played[..audio.len().min(played.len())]);
-    assert!(r > 0.9, "correlation {r:.4}");
+    let (lag, whole) = aligned_correlation(&audio, &played);
+    let mut blocks = Vec::new();
+    let mut at = lag;
+    while at + 16_000 <= audio.len() {
+        let p = at - lag;
+        let played_block = &played[p..(p + 16_000).min(played.len())];
+        let (_, r) =
+            aligned_correlation(&audio[at.saturating_sub(2_000)..at + 16_000], played_block);
+        blocks.push(r);
+        at += 16_000;
+    }
+    eprintln!("lag {lag}, whole {whole:.4}, per second {blocks:.3?}");
+    blocks.sort_by(f64::total_cmp);
+    let median = blocks[blocks.len() / 2];
+    assert!(median > 0.9, "median correlation per second {median:.4}");
     Ok(())
 }

@@ -104,7 +104,10 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         None => record::new_recording_path(std::path::Path::new(DEFAULT_DIR)),
     };
     if path.exists() {
-        bail!("{} already exists; recordings are never overwritten", path.display());
+        bail!(
+            "{} already exists; recordings are never overwritten",
+            path.display()
+        );
     }
 
     // Ctrl-C once: stop and finish. Twice: leave at once (the WAV on disk
@@ -154,7 +157,12 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
 
     let mut live_result: Option<Diarization> = None;
     while presses.load(Ordering::SeqCst) == 0 && !recorder.is_finished() {
-        drain_live(&events, live_job, Duration::from_millis(100), &mut live_result);
+        drain_live(
+            &events,
+            live_job,
+            Duration::from_millis(100),
+            &mut live_result,
+        );
     }
     let summary = recorder.stop()?;
     match &summary.ended {
@@ -269,7 +277,10 @@ fn wait_done(events: &Receiver<Event>, job: JobId) -> anyhow::Result<Diarization
             Event::Failed { error, .. } => bail!("final pass failed: {}", error.message),
             Event::Cancelled { .. } => bail!("final pass cancelled"),
             Event::Fallback { from, reason, .. } => {
-                eprintln!("diarist: {} failed ({reason}); re-running on the CPU", from.as_str())
+                eprintln!(
+                    "diarist: {} failed ({reason}); re-running on the CPU",
+                    from.as_str()
+                )
             }
             _ => {}
         }

@@ -49,6 +49,10 @@ pub struct LiveParams {
     /// Speakers assigned in fewer windows are merged into the nearest other
     /// one when the session ends.
     pub min_support: u32,
+    /// Added to the similarity of a local speaker to a speaker, times the
+    /// fraction of its already-labelled frames labelled as that speaker:
+    /// consecutive windows overlap by 4 s, so voices keep their labels.
+    pub continuity: f32,
     /// Gaps shorter than this inside one speaker's turn are bridged (s).
     pub bridge_s: f64,
     /// A gap in the incoming audio up to this long is filled with silence;
@@ -62,7 +66,10 @@ impl Default for LiveParams {
             step_s: 1.0,
             join_similarity: 0.70,
             max_speakers: 20,
-            min_support: 4,
+            min_support: 8,
+            // Tried 0.3–1.0 on the dev set: it carries mistakes forward and
+            // raised confusion; only label-less new speech uses continuity.
+            continuity: 0.0,
             bridge_s: 0.5,
             max_fill_s: 2.0,
         }
@@ -107,6 +114,9 @@ pub struct LiveState {
     next_end: usize,
     /// Frames whose middle is before this sample have been labelled.
     labelled_until: usize,
+    /// Labelled pieces (segment samples, speaker) that reach into the
+    /// current window: the continuity evidence. At most a few per speaker.
+    recent: VecDeque<(usize, usize, usize)>,
     clusters: OnlineClusters,
     turns: OpenTurns,
     /// Seconds of audio received, gaps included.
@@ -140,6 +150,7 @@ impl LiveState {
             partial_base: 0,
             next_end: step,
             labelled_until: 0,
+            recent: VecDeque::new(),
             clusters,
             turns: OpenTurns::new(bridge_s),
             duration_s: 0.0,
@@ -198,6 +209,7 @@ impl LiveState {
         self.partial_base = 0;
         self.next_end = self.step;
         self.labelled_until = 0;
+        self.recent.clear();
     }
 
     /// Runs the networks on every window and partial whose audio is here,
@@ -222,7 +234,14 @@ impl LiveState {
             for i in 0..count {
                 let end = self.next_end;
                 let n = WINDOW_FRAMES * LOCAL_SPEAKERS;
-                self.label_window(end, &scores[i * n..(i + 1) * n], &mut updates);
+                let (base, partials) = (self.partial_base, std::mem::take(&mut self.partials));
+                let lookup = |p: usize| {
+                    p.checked_sub(base)
+                        .and_then(|i| partials.get(i))
+                        .map(Vec::as_slice)
+                };
+                self.label_window(end, &scores[i * n..(i + 1) * n], &lookup, &mut updates);
+                self.partials = partials;
                 self.next_end += self.step;
             }
         }
@@ -236,7 +255,8 @@ impl LiveState {
         let from = computed * MEL_HOP - self.pad_base;
         if self.padded.len() >= from + MEL_WINDOW {
             let mut frames = Vec::new();
-            nets.mel.frames_from_padded(&self.padded[from..], &mut frames);
+            nets.mel
+                .frames_from_padded(&self.padded[from..], &mut frames);
             self.mel.extend(frames);
         }
     }
@@ -268,17 +288,17 @@ impl LiveState {
 
     /// Clusters one window's local speakers and turns its newest frames
     /// into turn updates.
-    fn label_window(&mut self, end: usize, scores: &[f32], updates: &mut Vec<LiveTurn>) {
+    fn label_window<'a>(
+        &mut self,
+        end: usize,
+        scores: &[f32],
+        partial: &dyn Fn(usize) -> Option<&'a [f32]>,
+        updates: &mut Vec<LiveTurn>,
+    ) {
         let start = end.saturating_sub(WINDOW_SAMPLES);
         let active = hysteresis(scores, self.pipe.onset, self.pipe.offset);
         let partial_step = self.pipe.partial_grid * MEL_HOP;
-        let (base, partials) = (self.partial_base, &self.partials);
-        let lookup = |p: usize| {
-            p.checked_sub(base)
-                .and_then(|i| partials.get(i))
-                .map(Vec::as_slice)
-        };
-        let locals = window_speakers(0, start, &active, partial_step, &lookup, &self.pipe);
+        let locals = window_speakers(0, start, &active, partial_step, partial, &self.pipe);
         let observed: Vec<(usize, Observation)> = locals
             .iter()
             .filter_map(|l| {
@@ -294,14 +314,49 @@ impl LiveState {
             })
             .collect();
         let observations: Vec<Observation> = observed.iter().map(|(_, o)| *o).collect();
-        let assigned = self.clusters.assign(&observations);
+        let middle = |i: usize| start + i * FRAME_STEP + FRAME_SPAN / 2;
+        // For each local speaker, the share of its already-labelled frames
+        // that each speaker was given.
+        self.recent.retain(|&(_, to, _)| to > start);
+        let speakers = self.clusters.speakers().len();
+        let mut continuity = vec![vec![0f32; speakers]; LOCAL_SPEAKERS];
+        for (k, shares) in continuity.iter_mut().enumerate() {
+            let mut seen = 0usize;
+            for i in (0..WINDOW_FRAMES).filter(|&i| active[i][k] && middle(i) < self.labelled_until)
+            {
+                seen += 1;
+                let m = middle(i);
+                for &(from, to, g) in &self.recent {
+                    if from <= m && m < to && g < speakers {
+                        shares[g] += 1.0;
+                    }
+                }
+            }
+            if seen > 0 {
+                shares
+                    .iter_mut()
+                    .for_each(|x| *x = (*x / seen as f32).min(1.0));
+            }
+        }
+        let weight = self.params.continuity;
+        let bonus =
+            |r: usize, g: usize| weight * continuity[observed[r].0].get(g).copied().unwrap_or(0.0);
+        let assigned = self.clusters.assign_with(&observations, &bonus);
         let mut global = [None; LOCAL_SPEAKERS];
         for ((local, _), g) in observed.iter().zip(assigned) {
             global[*local] = g;
         }
+        // A local speaker with no embedding yet (speech too new for a
+        // partial) keeps the label it mostly had.
+        for k in 0..LOCAL_SPEAKERS {
+            if global[k].is_none() && !observed.iter().any(|(l, _)| *l == k) {
+                global[k] = (0..speakers)
+                    .filter(|&g| continuity[k][g] >= 0.5)
+                    .max_by(|&a, &b| continuity[k][a].total_cmp(&continuity[k][b]));
+            }
+        }
 
         // Frames whose middle lies in [labelled_until, end) are new.
-        let middle = |i: usize| start + i * FRAME_STEP + FRAME_SPAN / 2;
         let first = (0..WINDOW_FRAMES)
             .find(|&i| middle(i) >= self.labelled_until)
             .unwrap_or(WINDOW_FRAMES);
@@ -322,19 +377,42 @@ impl LiveState {
                 while i < last && active[i][k] {
                     i += 1;
                 }
-                let from = to_s(middle(run).saturating_sub(half));
-                let to = to_s(middle(i - 1) + half);
-                self.turns.add(g, from, to, updates);
+                let (a, b) = (middle(run).saturating_sub(half), middle(i - 1) + half);
+                self.recent.push_back((a, b, g));
+                self.turns.add(g, to_s(a), to_s(b), updates);
             }
         }
         self.labelled_until = end;
+    }
+
+    /// Labels the window ending at sample `end` from precomputed network
+    /// outputs: its (293, 3) `scores` and every partial of the recording
+    /// (`partials`, 256 floats each, on this state's grid), of which only
+    /// those the live path would have had by then are used. For parameter
+    /// sweeps that must not re-run the networks (examples/live_tune.rs).
+    #[doc(hidden)]
+    pub fn replay_window(&mut self, end: usize, scores: &[f32], partials: &[f32]) -> Vec<LiveTurn> {
+        let grid = self.pipe.partial_grid;
+        let ready =
+            |p: usize| (p * grid + PARTIAL_FRAMES - 1) * MEL_HOP + MEL_WINDOW - MEL_PAD <= end;
+        let lookup = |p: usize| {
+            (ready(p) && (p + 1) * EMBEDDING_DIM <= partials.len())
+                .then(|| &partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM])
+        };
+        let mut updates = Vec::new();
+        self.label_window(end, scores, &lookup, &mut updates);
+        self.received = self.received.max(end);
+        self.duration_s = self.received as f64 / f64::from(SAMPLE_RATE);
+        updates
     }
 
     /// Drops samples, mel frames and partials no future window needs.
     fn forget(&mut self) {
         let next_start = self.next_end.saturating_sub(WINDOW_SAMPLES);
         let partial_step = self.pipe.partial_grid * MEL_HOP;
-        let keep_partial = next_start.div_ceil(partial_step).min(self.partial_base + self.partials.len());
+        let keep_partial = next_start
+            .div_ceil(partial_step)
+            .min(self.partial_base + self.partials.len());
         if keep_partial > self.partial_base {
             self.partials.drain(..keep_partial - self.partial_base);
             self.partial_base = keep_partial;

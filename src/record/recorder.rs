@@ -365,7 +365,8 @@ impl Writer<'_> {
         }
         if let Some(limit) = self.limit {
             let room = limit.saturating_sub(self.wav.samples());
-            self.out.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+            self.out
+                .truncate(usize::try_from(room).unwrap_or(usize::MAX));
         }
         if !self.out.is_empty() {
             let start = self.wav.samples();

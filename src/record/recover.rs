@@ -163,7 +163,8 @@ pub fn repair(path: &Path) -> Result<Recovered> {
     file.set_len(layout.data_start + data).map_err(io)?;
     file.seek(SeekFrom::Start(4)).map_err(io)?;
     file.write_all(&(riff as u32).to_le_bytes()).map_err(io)?;
-    file.seek(SeekFrom::Start(layout.data_size_at)).map_err(io)?;
+    file.seek(SeekFrom::Start(layout.data_size_at))
+        .map_err(io)?;
     file.write_all(&(data as u32).to_le_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     let marker = marker_path(path);

@@ -160,7 +160,11 @@ impl CrashSafeWav {
 }
 
 fn to_i16(s: f32) -> i16 {
-    let s = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
+    let s = if s.is_finite() {
+        s.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     (s * 32_767.0).round() as i16
 }
 

@@ -30,10 +30,10 @@ use super::fault::{FaultInjection, diarize_with_faults};
 use super::memory::{self, BYTES_PER_WINDOW, DEFAULT_MAX_BATCH};
 use super::stats::{GpuSnapshot, SamplerControl, SystemProbe};
 use super::{Diarizer, JobSpec, LiveSpec};
-use crate::pipeline::PipelineParams;
-use crate::pipeline::streaming::{LiveState, LiveTurn};
 use crate::Diarization;
 use crate::error::{Error, Result};
+use crate::pipeline::PipelineParams;
+use crate::pipeline::streaming::{LiveState, LiveTurn};
 use crate::progress::{Progress, Stage};
 
 /// How long the idle engine waits before refreshing the GPU snapshot.
@@ -699,7 +699,12 @@ impl<D: Diarizer> Worker<D> {
             Err(e) if self.backend.is_gpu() && falls_back(&e) => {
                 let from = self.backend;
                 let message = e.to_string();
-                let reason = message.lines().next().unwrap_or_default().trim().to_string();
+                let reason = message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 self.shared.hub.emit(Event::Fallback {
                     job,
                     from,
@@ -718,7 +723,11 @@ impl<D: Diarizer> Worker<D> {
             self.diarizer = Some(load_caught::<D>(&self.models_dir, &self.device)?);
         }
         let backend = self.backend;
-        if let Some(fault) = self.fault.as_mut().filter(|f| f.times > 0 && backend.is_gpu()) {
+        if let Some(fault) = self
+            .fault
+            .as_mut()
+            .filter(|f| f.times > 0 && backend.is_gpu())
+        {
             fault.times -= 1;
             if fault.kind == super::fault::FaultKind::Panic {
                 self.diarizer = None;

@@ -55,4 +55,9 @@ PY
   $BIN bench --minutes 2 --dev-set $DEV --device cuda --jobs 50
   step "speed: 10-minute recording on this machine's CPU"
   $BIN bench --minutes 10 --dev-set $DEV --device cpu
+  if command -v taskset >/dev/null; then
+    step "speed: the same on 2 cores of this machine (taskset -c 0,1): $(lscpu | sed -n 's/^Model name: *//p')"
+    taskset -c 0,1 $BIN bench --minutes 10 --dev-set $DEV --device cpu
+    taskset -c 0,1 $BIN bench --networks
+  fi
 } 2>&1 | tee "$OUT/gpu-check.txt"

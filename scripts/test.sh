@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what a fresh Debian machine lacks, then runs every check and test:
 # formatting, clippy, the engine and app test suites (the microphone tests
-# record from a virtual PulseAudio microphone, scripts/virtual-mic.sh) (the app's end-to-end
-# test drives the real window under Xvfb), and a type-check of the macOS build.
+# record from a virtual PulseAudio microphone, scripts/virtual-mic.sh; the
+# app's end-to-end test drives the real window under Xvfb), and a type-check of the macOS build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,9 +13,9 @@ echo "== format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== tests (with a virtual microphone: tests/record.rs fails if it is missing)"
-. ./scripts/virtual-mic.sh
-cargo test --workspace
+echo "== tests, the app's end-to-end test in a real window included (Xvfb + tauri-driver),"
+echo "   and the microphone tests (virtual microphone from e2e.sh: tests/record.rs fails without it)"
+./scripts/e2e.sh cargo test --workspace -- --include-ignored
 
 echo "== macOS type-check (Metal, tray, activation policy)"
 rustup target add aarch64-apple-darwin >/dev/null 2>&1 || true

@@ -3,7 +3,7 @@
 // factor. Each row follows its job over the job's own channel.
 
 import * as ipc from "./ipc.js";
-import { h, clock } from "./util.js";
+import { h, clock, speedText } from "./util.js";
 import { describeCount } from "./speakers-input.js";
 
 // Share of the whole job each stage takes, for one progress bar.
@@ -120,7 +120,8 @@ export class Queue {
         job.backend = data.backend;
         job.fallback = data.fallback;
         job.durationS = data.result.duration_s;
-        job.rtf = data.result.duration_s > 0 ? data.wallS / data.result.duration_s : null;
+        // Speed as a multiple of real time, as the CLI and README give it.
+        job.speed = data.wallS > 0 ? data.result.duration_s / data.wallS : null;
         break;
       case "failed":
         return this.fail(job, data.error.message);
@@ -173,10 +174,10 @@ export class Queue {
     r.backend.hidden = !job.backend;
     r.backend.textContent = BACKEND_TEXT[job.backend] || job.backend || "";
     if (job.fallback) r.backend.title = `Fell back from ${job.fallback.from}: ${job.fallback.reason}`;
-    r.rtf.hidden = job.state !== "done" || job.rtf == null;
-    if (job.rtf != null) {
-      r.rtf.textContent = `${job.rtf.toFixed(2)}× RT`;
-      r.rtf.title = `Took ${job.rtf.toFixed(2)} s per second of audio`;
+    r.rtf.hidden = job.state !== "done" || job.speed == null;
+    if (job.speed != null) {
+      r.rtf.textContent = `${speedText(job.speed)}× real time`;
+      r.rtf.title = `${speedText(job.speed)} seconds of audio per second of work`;
     }
     r.cancel.hidden = job.state !== "queued" && job.state !== "running";
   }

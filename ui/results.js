@@ -4,7 +4,7 @@
 // re-run with another speaker count, and export.
 
 import * as ipc from "./ipc.js";
-import { h, clock, percent, displayName, colourSlot } from "./util.js";
+import { h, clock, percent, displayName, colourSlot, speedText } from "./util.js";
 import { speakerCountInput } from "./speakers-input.js";
 
 const $ = (id) => document.getElementById(id);
@@ -111,7 +111,7 @@ export class Results {
     $("r-title").textContent = this.job.name;
     $("r-title").title = this.job.path;
     const n = result.speakers.length;
-    const rtf = this.job.rtf != null ? `${this.job.rtf.toFixed(2)}× real time` : null;
+    const rtf = this.job.speed != null ? `${speedText(this.job.speed)}× real time` : null;
     const backend = { cpu: "CPU", cuda: "CUDA", metal: "Metal" }[this.job.backend] || this.job.backend;
     $("r-meta").textContent = [clock(result.duration_s), `${n} speaker${n === 1 ? "" : "s"}`,
       `${result.turns.length} turns`, backend, rtf].filter(Boolean).join(" · ");

@@ -44,3 +44,8 @@ export const displayName = (names, label) => (names && names[label]?.trim()) || 
 
 /** Stable colour slot per speaker, in result order. */
 export const colourSlot = (index) => index % 8;
+
+/** A speed-up factor with sensible precision: 0.8, 4.2, 37, 650. */
+export function speedText(x) {
+  return x >= 10 ? Math.round(x).toString() : x.toFixed(1);
+}

@@ -17,7 +17,7 @@ use diarist::models::mel::MelFrontend;
 use diarist::models::segmentation::Segmentation;
 use diarist::pipeline::Pipeline;
 use diarist::runtime::{
-    Backend, Engine, EngineConfig, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
+    Backend, Engine, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
     process_rss_bytes,
 };
 
@@ -143,9 +143,7 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
         mib(process_rss_bytes())
     );
 
-    let mut config = EngineConfig::new(args.engine.models_dir());
-    config.device = args.engine.device;
-    let engine = Engine::start::<Pipeline>(config)?;
+    let engine = Engine::start::<Pipeline>(args.engine.config())?;
     let events = engine.subscribe();
     let status = engine.status();
     println!("backend: {} ({})", status.backend, status.reason);
@@ -239,21 +237,65 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
             .to_vec1::<f32>()?;
         outputs.push((scores, embeddings));
     }
-    let max_diff = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max)
-    };
+    let (cpu, other) = (&outputs[0], &outputs[1]);
     println!(
-        "segmentation: {n} windows, max |cpu - {backend}| = {:.2e}",
-        max_diff(&outputs[0].0, &outputs[1].0)
+        "segmentation: {n} windows, |cpu - {backend}| {}",
+        DiffStats::of(&cpu.0, &other.0, 293 * 3)
     );
     println!(
-        "embedding: {m} partials, max |cpu - {backend}| = {:.2e}",
-        max_diff(&outputs[0].1, &outputs[1].1)
+        "embedding: {m} partials, |cpu - {backend}| {}",
+        DiffStats::of(&cpu.1, &other.1, 256)
     );
     Ok(())
+}
+
+/// How far two runs of a network are apart: the largest difference (and
+/// the item it is in), the 99th percentile, the mean, and how many values
+/// differ by more than 1e-3.
+struct DiffStats {
+    max: f32,
+    max_item: usize,
+    p99: f32,
+    mean: f32,
+    over_1e3: usize,
+    count: usize,
+}
+
+impl DiffStats {
+    fn of(a: &[f32], b: &[f32], per_item: usize) -> Self {
+        let mut diffs: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+        let (max_at, max) = diffs
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, 0f32),
+                |best, (i, d)| if d > best.1 { (i, d) } else { best },
+            );
+        let count = diffs.len();
+        let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / count.max(1) as f64;
+        let over_1e3 = diffs.iter().filter(|&&d| d > 1e-3).count();
+        diffs.sort_by(f32::total_cmp);
+        let p99 = diffs.get(count * 99 / 100).copied().unwrap_or(0.0);
+        Self {
+            max,
+            max_item: max_at / per_item.max(1),
+            p99,
+            mean: mean as f32,
+            over_1e3,
+            count,
+        }
+    }
+}
+
+impl std::fmt::Display for DiffStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max {:.2e} (item {}), p99 {:.2e}, mean {:.2e}, {} of {} values over 1e-3",
+            self.max, self.max_item, self.p99, self.mean, self.over_1e3, self.count
+        )
+    }
 }
 
 /// Job 1 runs while another process fills the GPU and must fall back to the
@@ -273,9 +315,7 @@ fn oom_check(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let recording = tempfile::tempdir()?;
     let path = recording.path().join("oom.wav");
     build_recording(&[bundled_sample()], 5.0, &path)?;
-    let mut config = EngineConfig::new(args.engine.models_dir());
-    config.device = args.engine.device;
-    let engine = Engine::start::<Pipeline>(config)?;
+    let engine = Engine::start::<Pipeline>(args.engine.config())?;
     let events = engine.subscribe_jobs();
     println!(
         "engine on {} ({})",

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use diarist::export::{self, Format, SpeakerNames};
 use diarist::pipeline::Pipeline;
-use diarist::runtime::{Engine, EngineConfig, Event, JobId, JobLog, JobRecord, JobSpec};
+use diarist::runtime::{Engine, Event, JobId, JobLog, JobRecord, JobSpec};
 use diarist::{DiarizeOptions, SpeakerCount};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -70,8 +70,7 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut log = args.log.as_deref().map(JobLog::open).transpose()?;
 
-    let mut config = EngineConfig::new(args.engine.models_dir());
-    config.device = args.engine.device;
+    let mut config = args.engine.config();
     config.queue_capacity = files.len().max(1);
     let engine = Engine::start::<Pipeline>(config)?;
     let events = engine.subscribe_jobs();

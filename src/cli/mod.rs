@@ -47,6 +47,10 @@ pub struct EngineArgs {
     /// Folder holding the model weights (default: the bundled models/).
     #[arg(long, value_name = "DIR")]
     models: Option<PathBuf>,
+    /// Most 5 s windows per network call on a GPU (fewer when free memory
+    /// is short; the CPU uses at most 16).
+    #[arg(long, value_name = "N", default_value_t = diarist::runtime::DEFAULT_MAX_BATCH)]
+    max_batch: usize,
 }
 
 fn parse_device(s: &str) -> Result<DevicePreference, String> {
@@ -54,6 +58,14 @@ fn parse_device(s: &str) -> Result<DevicePreference, String> {
 }
 
 impl EngineArgs {
+    /// The engine's configuration as these flags ask.
+    fn config(&self) -> diarist::runtime::EngineConfig {
+        let mut config = diarist::runtime::EngineConfig::new(self.models_dir());
+        config.device = self.device;
+        config.max_batch = self.max_batch.max(1);
+        config
+    }
+
     fn models_dir(&self) -> PathBuf {
         self.models
             .clone()

@@ -122,12 +122,24 @@ impl Layer {
                 .index_select(&reversed, 0)?;
             Tensor::cat(&[&xw.narrow(1, 0, 1)?, &backward], 1)?
         } else {
-            xw.contiguous()?
-        }; // (time, dirs, batch, 4·hidden) in step order
+            xw
+        };
+        // One copy here makes every step's slice contiguous (the cat above
+        // may return a strided view), which the fused CUDA cell requires.
+        let xw = xw.contiguous()?; // (time, dirs, batch, 4·hidden) in step order
         let mut h = Tensor::zeros((dirs, batch, hidden), xs.dtype(), xs.device())?;
         let mut c = h.clone();
         let mut outputs = Vec::with_capacity(time);
+        #[cfg(feature = "cuda")]
+        let fused = xs.device().is_cuda() && xs.dtype() == DType::F32;
         for step in 0..time {
+            #[cfg(feature = "cuda")]
+            if fused {
+                let hw = h.matmul(&self.w_hh_t)?;
+                (h, c) = super::lstm_cuda::step(&xw.i(step)?, &hw, &c)?;
+                outputs.push(h.clone());
+                continue;
+            }
             let gates = if step == 0 {
                 xw.i(step)?
             } else {

@@ -3,6 +3,8 @@
 
 pub mod embedding;
 pub mod lstm;
+#[cfg(feature = "cuda")]
+mod lstm_cuda;
 pub mod mel;
 pub mod segmentation;
 pub mod sincnet;

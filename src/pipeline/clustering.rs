@@ -83,12 +83,7 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
     if n == 1 {
         return vec![vectors[0].to_vec()];
     }
-    let mut condensed = Vec::with_capacity(n * (n - 1) / 2);
-    for i in 0..n {
-        for j in i + 1..n {
-            condensed.push(1.0 - f64::from(dot(vectors[i], vectors[j])));
-        }
-    }
+    let mut condensed = cosine_distances(vectors);
     let dendrogram = linkage(&mut condensed, n, Method::Average);
     let steps = dendrogram.steps();
     let (min, max) = count.bounds();
@@ -230,8 +225,67 @@ fn centre(e: &[f32], mean: &[f32]) -> Vec<f32> {
     v
 }
 
+/// The condensed (row-major upper triangle) cosine distances of unit
+/// vectors, rows shared out between the cores in bands of equal work.
+fn cosine_distances(vectors: &[&[f32]]) -> Vec<f64> {
+    let n = vectors.len();
+    let row = |i: usize| -> Vec<f64> {
+        (i + 1..n)
+            .map(|j| 1.0 - f64::from(dot(vectors[i], vectors[j])))
+            .collect()
+    };
+    let total = n * n.saturating_sub(1) / 2;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if threads == 1 || total < 100_000 {
+        return (0..n).flat_map(row).collect();
+    }
+    // Row i holds n − 1 − i pairs: cut the rows where the running count
+    // passes each 1/threads of the total.
+    let mut bands = Vec::with_capacity(threads);
+    let (mut start, mut done) = (0, 0);
+    for i in 0..n {
+        done += n - 1 - i;
+        if done * threads >= total * (bands.len() + 1) || i + 1 == n {
+            bands.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bands
+            .into_iter()
+            .map(|band| scope.spawn(move || band.flat_map(row).collect::<Vec<f64>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut condensed = Vec::with_capacity(total);
+    for part in parts {
+        condensed.extend(part);
+    }
+    condensed
+}
+
+/// Eight independent partial sums, so the compiler can keep them in one
+/// SIMD register: a single running sum is a chain of dependent adds, and
+/// the all-pairs distances of a long recording (millions of dot products)
+/// made that chain the slowest part of clustering.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    const LANES: usize = 8;
+    let mut sums = [0.0f32; LANES];
+    let (a_head, a_tail) = a.split_at(a.len() - a.len() % LANES);
+    let (b_head, b_tail) = b.split_at(a_head.len().min(b.len()));
+    for (x, y) in a_head.chunks_exact(LANES).zip(b_head.chunks_exact(LANES)) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    sums.iter().sum::<f32>() + tail
 }
 
 fn normalize(v: &mut [f32]) {
@@ -263,6 +317,35 @@ mod tests {
         (0..10)
             .flat_map(|w| [speaker(w, 0, &a), speaker(w, 1, &b)])
             .collect()
+    }
+
+    #[test]
+    fn parallel_distances_match_the_plain_double_loop() {
+        let vectors: Vec<Vec<f32>> = (0..600)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..37)
+                    .map(|d| ((i * 7 + d * 13) % 23) as f32 - 11.0)
+                    .collect();
+                normalize(&mut v);
+                v
+            })
+            .collect();
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let mut plain = Vec::new();
+        for i in 0..refs.len() {
+            for j in i + 1..refs.len() {
+                let d: f32 = refs[i].iter().zip(refs[j]).map(|(x, y)| x * y).sum();
+                plain.push(1.0 - f64::from(d));
+            }
+        }
+        let fast = cosine_distances(&refs);
+        assert_eq!(fast.len(), plain.len());
+        let worst = fast
+            .iter()
+            .zip(&plain)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "largest difference {worst}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub use engine::{Engine, EngineConfig, EngineStatus, LIVE_QUEUE_CHUNKS, LiveSess
 pub use events::{ErrorInfo, Event, Fallback, JobId, error_code};
 pub use fault::{FaultInjection, FaultKind};
 pub use joblog::{JobLog, JobRecord};
+pub use memory::DEFAULT_MAX_BATCH;
 pub use stats::{GpuMemory, StatsSnapshot, peak_rss_bytes, process_rss_bytes};
 
 /// What the engine thread loads on a device and runs jobs with. The real

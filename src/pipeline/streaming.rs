@@ -348,11 +348,12 @@ impl LiveState {
         }
         // A local speaker with no embedding yet (speech too new for a
         // partial) keeps the label it mostly had.
-        for k in 0..LOCAL_SPEAKERS {
-            if global[k].is_none() && !observed.iter().any(|(l, _)| *l == k) {
-                global[k] = (0..speakers)
-                    .filter(|&g| continuity[k][g] >= 0.5)
-                    .max_by(|&a, &b| continuity[k][a].total_cmp(&continuity[k][b]));
+        for (k, slot) in global.iter_mut().enumerate() {
+            if slot.is_none() && !observed.iter().any(|(l, _)| *l == k) {
+                let shares = &continuity[k];
+                *slot = (0..speakers)
+                    .filter(|&g| shares[g] >= 0.5)
+                    .max_by(|&a, &b| shares[a].total_cmp(&shares[b]));
             }
         }
 

@@ -22,19 +22,9 @@ command -v xvfb-run >/dev/null || {
 }
 command -v tauri-driver >/dev/null || cargo install tauri-driver --version ^2 --locked
 
-# A sound server with no sound card: GStreamer plays into a null sink.
-if command -v pulseaudio >/dev/null && command -v pactl >/dev/null; then
-  rt=$(mktemp -d)
-  chmod 700 "$rt"
-  export XDG_RUNTIME_DIR=$rt PULSE_SERVER=unix:$rt/native
-  pulseaudio -n --daemonize=no --exit-idle-time=-1 --disallow-exit --log-target="file:$rt/pa.log" \
-    -L "module-native-protocol-unix auth-anonymous=1 socket=$rt/native" \
-    -L "module-null-sink sink_name=e2e_out" 2>/dev/null &
-  pulse=$!
-  trap 'kill "$pulse" 2>/dev/null; rm -rf "$rt"' EXIT
-  for _ in $(seq 100); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
-  pactl set-default-sink e2e_out
-fi
+# A sound server with no sound card: a null sink that GStreamer plays into,
+# whose monitor is the default microphone (the recording tests record from it).
+. ./scripts/virtual-mic.sh
 
 # `cargo test` builds and runs in one go: building first and testing after
 # rebuilds the GTK/WebKit stack, because dev-dependencies change features.

@@ -4,11 +4,12 @@
 # what the desktop app and its end-to-end tests need.
 set -euo pipefail
 
-want=(build-essential pkg-config)
+# The engine records from the microphone through cpal (ALSA headers), and its
+# tests use a virtual PulseAudio microphone.
+want=(build-essential pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins)
 if [[ "${1:-engine}" == all ]]; then
   want+=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
-         libssl-dev libasound2-dev webkit2gtk-driver xvfb xauth dbus-x11
-         pulseaudio pulseaudio-utils libasound2-plugins alsa-utils clang)
+         libssl-dev webkit2gtk-driver xvfb xauth dbus-x11 alsa-utils clang)
 fi
 
 missing=()

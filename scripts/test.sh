@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what a fresh Debian machine lacks, then runs every check and test:
-# formatting, clippy, the engine and app test suites (the app's end-to-end
-# test drives the real window under Xvfb), and a type-check of the macOS build.
+# formatting, clippy, the engine and app test suites (the microphone tests
+# record from a virtual PulseAudio microphone, scripts/virtual-mic.sh; the
+# app's end-to-end test drives the real window under Xvfb), and a type-check of the macOS build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,8 @@ echo "== format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== tests, the app's end-to-end test in a real window included (Xvfb + tauri-driver)"
+echo "== tests, the app's end-to-end test in a real window included (Xvfb + tauri-driver),"
+echo "   and the microphone tests (virtual microphone from e2e.sh: tests/record.rs fails without it)"
 ./scripts/e2e.sh cargo test --workspace -- --include-ignored
 
 echo "== macOS type-check (Metal, tray, activation policy)"

@@ -1,6 +1,8 @@
 //! The result of diarizing one recording: what every exporter, the CLI and
 //! the app consume.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One stretch of speech by one speaker. Turns of different speakers may
@@ -51,6 +53,11 @@ pub struct Diarization {
     /// "cpu", "cuda" or "metal".
     pub backend: String,
     pub timings: StageTimings,
+    /// Each speaker's mean GE2E embedding (L2-normalised), when the pipeline
+    /// computed them: what carries live speakers (and their names) over to
+    /// the final pass. Never exported.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub embeddings: BTreeMap<String, Vec<f32>>,
 }
 
 impl Diarization {
@@ -75,6 +82,7 @@ impl Diarization {
             speakers,
             backend: backend.into(),
             timings,
+            embeddings: BTreeMap::new(),
         }
     }
 

@@ -57,6 +57,15 @@ pub enum Error {
     /// A job panicked; the engine caught it and kept running.
     #[error("the job panicked: {0}")]
     Panic(String),
+
+    /// The microphone (or other input device) cannot be found, opened or
+    /// read, or it disappeared mid-recording.
+    #[error("audio input: {0}")]
+    AudioInput(String),
+
+    /// A recording file that cannot be written or repaired.
+    #[error("recording {path}: {reason}")]
+    Recording { path: PathBuf, reason: String },
 }
 
 impl Error {
@@ -69,6 +78,13 @@ impl Error {
 
     pub(crate) fn decode(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::Decode {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn recording(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Recording {
             path: path.into(),
             reason: reason.into(),
         }

@@ -15,6 +15,7 @@ pub mod export;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
+pub mod record;
 pub mod runtime;
 
 pub use diarization::{Diarization, SpeakerStats, StageTimings, Turn};

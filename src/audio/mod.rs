@@ -7,10 +7,14 @@
 //! sample `k` of the output is the audio at `k / 16000` s of the file, which
 //! is what every diarization timestamp is measured against.
 //!
+//! [`capture`] opens a microphone with cpal and hands its samples over a
+//! lock-free ring; the same downmix and resampler then apply.
+//!
 //! Every failure is an [`Error::Decode`](crate::Error::Decode) (or
 //! [`Error::Io`](crate::Error::Io) for unreadable paths) naming the file and
 //! saying what is wrong in plain words.
 
+pub mod capture;
 mod decode;
 mod downmix;
 mod mp4_edit;

@@ -50,6 +50,14 @@ pub struct BenchArgs {
     /// with a separate process that fills the card (scripts/gpu-check.sh).
     #[arg(long, value_name = "DIR")]
     oom_check: Option<PathBuf>,
+    /// Feed this file through the live (streaming) path in real time and
+    /// report label latency and CPU use.
+    #[arg(long, value_name = "FILE")]
+    live: Option<PathBuf>,
+    /// With --live: loop the file up to this many hours of audio, fed as
+    /// fast as the engine takes it, and report memory every hour of audio.
+    #[arg(long, value_name = "HOURS", requires = "live")]
+    live_hours: Option<f64>,
     /// Seconds each network measurement lasts.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -58,7 +66,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.parity {
+    if let Some(file) = &args.live {
+        super::live_bench::run(file, args.live_hours, &args.engine)?;
+    } else if args.parity {
         parity(&args)?;
     } else if let Some(dir) = &args.oom_check {
         oom_check(&args, dir)?;

@@ -3,6 +3,8 @@
 mod bench;
 mod diarize;
 mod inputs;
+mod live_bench;
+mod record;
 mod score;
 
 use std::path::PathBuf;
@@ -30,6 +32,10 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure speed and memory of the networks or of the whole pipeline.
     Bench(bench::BenchArgs),
+    /// Record from the microphone with live speaker labels, then diarize.
+    Record(record::RecordArgs),
+    /// Repair recordings that a crash left unfinished.
+    Recover(record::RecoverArgs),
 }
 
 /// Options shared by the commands that run the networks.
@@ -72,5 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diarize(args) => diarize::run(args),
         Command::Score(args) => score::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Recover(args) => record::recover(args),
     }
 }

@@ -43,79 +43,104 @@ pub fn local_speakers(
     params: &PipelineParams,
 ) -> Vec<LocalSpeaker> {
     let partial_step = inferred.partial_grid * MEL_HOP; // samples
-    let partial_len = PARTIAL_FRAMES * MEL_HOP;
+    let lookup = |p: usize| (p < inferred.num_partials()).then(|| inferred.partial(p));
     let mut speakers = Vec::new();
     for (c, active) in binarized.iter().enumerate() {
-        let window_start = c * inferred.step;
-        let counts: [usize; LOCAL_SPEAKERS] =
-            std::array::from_fn(|k| active.iter().filter(|row| row[k]).count());
-        // Partials lying inside this window.
-        let first = window_start.div_ceil(partial_step);
-        let last = (window_start + WINDOW_SAMPLES)
-            .checked_sub(partial_len)
-            .map_or(0, |end| end / partial_step + 1)
-            .min(inferred.num_partials());
-        let mut clean_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
-        let mut any_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
-        let mut clean_weight = [0f32; LOCAL_SPEAKERS];
-        let mut any_weight = [0f32; LOCAL_SPEAKERS];
-        for p in first..last.max(first) {
-            let span_start = p * partial_step;
-            let frames = frames_within(window_start, span_start, span_start + partial_len);
-            if frames.is_empty() {
-                continue;
-            }
-            let n = frames.len() as f32;
-            let mut alone = [0usize; LOCAL_SPEAKERS];
-            let mut with_others = [0usize; LOCAL_SPEAKERS];
-            let mut talking = [0usize; LOCAL_SPEAKERS];
-            for row in &active[frames] {
-                let speaking = row.iter().filter(|&&a| a).count();
-                for k in 0..LOCAL_SPEAKERS {
-                    if row[k] {
-                        talking[k] += 1;
-                        if speaking == 1 {
-                            alone[k] += 1;
-                        }
-                    } else if speaking > 0 {
-                        with_others[k] += 1;
-                    }
-                }
-            }
-            let embedding = inferred.partial(p);
+        speakers.extend(window_speakers(
+            c,
+            c * inferred.step,
+            active,
+            partial_step,
+            &lookup,
+            params,
+        ));
+    }
+    speakers
+}
+
+/// The local speakers of one window (`window` is its index, `window_start`
+/// its first sample) from the partials on the grid of `partial_step`
+/// samples; `partial(p)` is `None` for a partial not computed (yet).
+/// Shared by the offline pipeline and the live one.
+pub fn window_speakers<'a>(
+    window: usize,
+    window_start: usize,
+    active: &[[bool; LOCAL_SPEAKERS]; WINDOW_FRAMES],
+    partial_step: usize,
+    partial: &dyn Fn(usize) -> Option<&'a [f32]>,
+    params: &PipelineParams,
+) -> Vec<LocalSpeaker> {
+    let partial_len = PARTIAL_FRAMES * MEL_HOP;
+    let mut speakers = Vec::new();
+    let counts: [usize; LOCAL_SPEAKERS] =
+        std::array::from_fn(|k| active.iter().filter(|row| row[k]).count());
+    // Partials lying inside this window.
+    let first = window_start.div_ceil(partial_step);
+    let last = (window_start + WINDOW_SAMPLES)
+        .checked_sub(partial_len)
+        .map_or(0, |end| end / partial_step + 1);
+    let mut clean_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
+    let mut any_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
+    let mut clean_weight = [0f32; LOCAL_SPEAKERS];
+    let mut any_weight = [0f32; LOCAL_SPEAKERS];
+    for p in first..last.max(first) {
+        let Some(embedding) = partial(p) else {
+            continue;
+        };
+        let span_start = p * partial_step;
+        let frames = frames_within(window_start, span_start, span_start + partial_len);
+        if frames.is_empty() {
+            continue;
+        }
+        let n = frames.len() as f32;
+        let mut alone = [0usize; LOCAL_SPEAKERS];
+        let mut with_others = [0usize; LOCAL_SPEAKERS];
+        let mut talking = [0usize; LOCAL_SPEAKERS];
+        for row in &active[frames] {
+            let speaking = row.iter().filter(|&&a| a).count();
             for k in 0..LOCAL_SPEAKERS {
-                let alone_fraction = alone[k] as f32 / n;
-                let others_fraction = with_others[k] as f32 / n;
-                if alone_fraction >= params.min_clean_fraction
-                    && others_fraction <= params.max_other_fraction
-                {
-                    add_scaled(&mut clean_sum[k], embedding, alone_fraction);
-                    clean_weight[k] += alone_fraction;
-                }
-                if talking[k] > 0 {
-                    let w = talking[k] as f32 / n;
-                    add_scaled(&mut any_sum[k], embedding, w);
-                    any_weight[k] += w;
+                if row[k] {
+                    talking[k] += 1;
+                    if speaking == 1 {
+                        alone[k] += 1;
+                    }
+                } else if speaking > 0 {
+                    with_others[k] += 1;
                 }
             }
         }
         for k in 0..LOCAL_SPEAKERS {
-            if counts[k] == 0 {
-                continue;
+            let alone_fraction = alone[k] as f32 / n;
+            let others_fraction = with_others[k] as f32 / n;
+            if alone_fraction >= params.min_clean_fraction
+                && others_fraction <= params.max_other_fraction
+            {
+                add_scaled(&mut clean_sum[k], embedding, alone_fraction);
+                clean_weight[k] += alone_fraction;
             }
-            let (sum, clean) = if clean_weight[k] > 0.0 {
-                (&clean_sum[k], true)
-            } else {
-                (&any_sum[k], false)
-            };
-            speakers.push(LocalSpeaker {
-                window: c,
-                local: k,
-                embedding: normalized(sum),
-                clean,
-                active_frames: counts[k],
-            });
+            if talking[k] > 0 {
+                let w = talking[k] as f32 / n;
+                add_scaled(&mut any_sum[k], embedding, w);
+                any_weight[k] += w;
+            }
         }
+    }
+    for k in 0..LOCAL_SPEAKERS {
+        if counts[k] == 0 {
+            continue;
+        }
+        let (sum, clean) = if clean_weight[k] > 0.0 {
+            (&clean_sum[k], true)
+        } else {
+            (&any_sum[k], false)
+        };
+        speakers.push(LocalSpeaker {
+            window,
+            local: k,
+            embedding: normalized(sum),
+            clean,
+            active_frames: counts[k],
+        });
     }
     speakers
 }

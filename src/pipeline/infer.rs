@@ -22,9 +22,9 @@ use crate::models::segmentation::Segmentation;
 use crate::progress::{Progress, Stage};
 
 /// Samples of zeros librosa puts on each side (`center=True`, n_fft 400).
-const MEL_PAD: usize = 200;
+pub(crate) const MEL_PAD: usize = 200;
 /// Samples one mel frame reads.
-const MEL_WINDOW: usize = 400;
+pub(crate) const MEL_WINDOW: usize = 400;
 /// Dimension of a GE2E embedding.
 pub const EMBEDDING_DIM: usize = 256;
 
@@ -264,30 +264,38 @@ pub fn infer(
 
 fn run_segmentation(nets: &Networks, batch: &mut Vec<f32>, out: &mut Inferred) -> Result<()> {
     let started = Instant::now();
-    let n = batch.len() / WINDOW_SAMPLES;
-    let wav = Tensor::from_slice(batch, (n, 1, WINDOW_SAMPLES), nets.device)?;
-    let scores = nets.segmentation.forward(&wav)?; // (n, 293, 3)
-    out.activity.extend(
-        scores
-            .flatten_all()?
-            .to_device(&Device::Cpu)?
-            .to_vec1::<f32>()?,
-    );
+    out.activity.extend(segment(nets, batch)?);
     batch.clear();
     out.segmentation_s += started.elapsed().as_secs_f64();
     Ok(())
 }
 
 fn run_encoder(nets: &Networks, batch: &mut Vec<f32>, out: &mut Inferred) -> Result<()> {
-    let n = batch.len() / (PARTIAL_FRAMES * N_MELS);
-    let mels = Tensor::from_slice(batch, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
-    let embeddings = nets.encoder.forward(&mels)?; // (n, 256)
-    out.partials.extend(
-        embeddings
-            .flatten_all()?
-            .to_device(&Device::Cpu)?
-            .to_vec1::<f32>()?,
-    );
+    out.partials.extend(embed_partials(nets, batch)?);
     batch.clear();
     Ok(())
+}
+
+/// Segmentation of whole 5 s windows laid end to end in `windows`:
+/// (windows, 293, 3) activities, row-major.
+pub fn segment(nets: &Networks, windows: &[f32]) -> Result<Vec<f32>> {
+    let n = windows.len() / WINDOW_SAMPLES;
+    let wav = Tensor::from_slice(windows, (n, 1, WINDOW_SAMPLES), nets.device)?;
+    let scores = nets.segmentation.forward(&wav)?; // (n, 293, 3)
+    Ok(scores
+        .flatten_all()?
+        .to_device(&Device::Cpu)?
+        .to_vec1::<f32>()?)
+}
+
+/// GE2E embeddings of 160-frame mel partials laid end to end in `mels`:
+/// (partials, 256), L2-normalised, row-major.
+pub fn embed_partials(nets: &Networks, mels: &[f32]) -> Result<Vec<f32>> {
+    let n = mels.len() / (PARTIAL_FRAMES * N_MELS);
+    let mels = Tensor::from_slice(mels, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
+    let embeddings = nets.encoder.forward(&mels)?; // (n, 256)
+    Ok(embeddings
+        .flatten_all()?
+        .to_device(&Device::Cpu)?
+        .to_vec1::<f32>()?)
 }

@@ -7,9 +7,11 @@ pub mod clustering;
 pub mod embeddings;
 pub mod frames;
 pub mod infer;
+pub mod online;
 pub mod options;
 pub mod params;
 pub mod reconstruct;
+pub mod streaming;
 
 use std::path::Path;
 use std::time::Instant;
@@ -60,6 +62,17 @@ impl Pipeline {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The loaded networks, for code that drives them window by window
+    /// (the live pipeline).
+    pub fn networks(&self) -> infer::Networks<'_> {
+        infer::Networks {
+            segmentation: &self.segmentation,
+            encoder: &self.encoder,
+            mel: &self.mel,
+            device: &self.device,
+        }
     }
 
     /// "cpu", "cuda" or "metal".
@@ -132,12 +145,7 @@ impl Pipeline {
             windows: batches.windows.max(1),
             partials: batches.partials.max(1),
         };
-        let nets = infer::Networks {
-            segmentation: &self.segmentation,
-            encoder: &self.encoder,
-            mel: &self.mel,
-            device: &self.device,
-        };
+        let nets = self.networks();
         let inferred = infer::infer(
             &nets,
             source,
@@ -168,18 +176,14 @@ impl Pipeline {
         checkpoint(progress, Stage::Reconstruction)?;
         let raw =
             reconstruct::reconstruct(&inferred, &binarized, &speakers, &clustering, &self.params);
-        let turns = label_by_first_appearance(raw);
+        let (turns, order) = label_by_first_appearance(raw);
         timings.reconstruction_s = stage_started.elapsed().as_secs_f64();
         timings.total_s = started.elapsed().as_secs_f64();
 
         let duration_s = inferred.num_samples as f64 / SAMPLE_RATE as f64;
-        Ok(Diarization::new(
-            uri,
-            duration_s,
-            turns,
-            self.backend_name(),
-            timings,
-        ))
+        let mut result = Diarization::new(uri, duration_s, turns, self.backend_name(), timings);
+        result.embeddings = speaker_embeddings(&speakers, &clustering, &order);
+        Ok(result)
     }
 }
 
@@ -190,11 +194,43 @@ fn checkpoint(progress: &mut dyn Progress, stage: Stage) -> Result<()> {
     }
 }
 
+/// Each labelled speaker's mean raw embedding (clean ones when it has
+/// any), L2-normalised; `order[i]` is the cluster of `SPEAKER_{i}`.
+fn speaker_embeddings(
+    speakers: &[embeddings::LocalSpeaker],
+    clustering: &clustering::Clustering,
+    order: &[usize],
+) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (label, &cluster) in order.iter().enumerate() {
+        let members = || {
+            speakers
+                .iter()
+                .zip(&clustering.assignments)
+                .filter(move |(_, a)| **a == Some(cluster))
+                .filter_map(|(s, _)| s.embedding.as_deref().map(|e| (e, s.clean)))
+        };
+        let any_clean = members().any(|(_, clean)| clean);
+        let mut sum = vec![0f32; infer::EMBEDDING_DIM];
+        for (e, _) in members().filter(|(_, clean)| *clean || !any_clean) {
+            sum.iter_mut().zip(e).for_each(|(s, x)| *s += x);
+        }
+        let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 && norm.is_finite() {
+            sum.iter_mut().for_each(|x| *x /= norm);
+            out.insert(format!("SPEAKER_{label:02}"), sum);
+        }
+    }
+    out
+}
+
 /// `SPEAKER_00` is whoever speaks first, `SPEAKER_01` the next new voice...
-fn label_by_first_appearance(mut raw: Vec<reconstruct::RawTurn>) -> Vec<Turn> {
+/// Also returns the cluster behind each label, in label order.
+fn label_by_first_appearance(mut raw: Vec<reconstruct::RawTurn>) -> (Vec<Turn>, Vec<usize>) {
     raw.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
     let mut order: Vec<usize> = Vec::new();
-    raw.into_iter()
+    let turns = raw
+        .into_iter()
         .map(|t| {
             let label = match order.iter().position(|&c| c == t.cluster) {
                 Some(i) => i,
@@ -209,7 +245,8 @@ fn label_by_first_appearance(mut raw: Vec<reconstruct::RawTurn>) -> Vec<Turn> {
                 speaker: format!("SPEAKER_{label:02}"),
             }
         })
-        .collect()
+        .collect();
+    (turns, order)
 }
 
 /// Partials per GE2E call for each window per segmentation call: a partial
@@ -233,5 +270,12 @@ impl crate::runtime::Diarizer for Pipeline {
             partials: batch_size * PARTIALS_PER_WINDOW_BATCH,
         };
         self.diarize_file(&job.path, &job.options, batches, progress)
+    }
+
+    fn live_advance(
+        &mut self,
+        state: &mut streaming::LiveState,
+    ) -> Result<Vec<streaming::LiveTurn>> {
+        state.advance(&self.networks())
     }
 }

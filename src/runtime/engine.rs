@@ -29,9 +29,11 @@ use super::events::{ErrorInfo, Event, Fallback, Hub, JobId, lock};
 use super::fault::{FaultInjection, diarize_with_faults};
 use super::memory::{self, BYTES_PER_WINDOW, DEFAULT_MAX_BATCH};
 use super::stats::{GpuSnapshot, SamplerControl, SystemProbe};
-use super::{Diarizer, JobSpec};
+use super::{Diarizer, JobSpec, LiveSpec};
 use crate::Diarization;
 use crate::error::{Error, Result};
+use crate::pipeline::PipelineParams;
+use crate::pipeline::streaming::{LiveState, LiveTurn};
 use crate::progress::{Progress, Stage};
 
 /// How long the idle engine waits before refreshing the GPU snapshot.
@@ -42,6 +44,10 @@ const GPU_REFRESH_EVERY: Duration = Duration::from_millis(250);
 
 /// Default number of jobs that may wait in the queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
+
+/// Audio chunks a live session's feed holds before `try_push` refuses:
+/// at the recorder's 20 ms chunks, about 10 s of audio (640 KB).
+pub const LIVE_QUEUE_CHUNKS: usize = 512;
 
 /// How the engine starts.
 #[derive(Debug, Clone)]
@@ -121,9 +127,58 @@ struct Shared {
     sampler: Arc<SamplerControl>,
 }
 
+/// What a queued job runs.
+enum Job {
+    File(JobSpec),
+    Live(LiveJob),
+}
+
+struct LiveJob {
+    spec: LiveSpec,
+    audio: Receiver<LiveChunk>,
+}
+
+/// 16 kHz mono samples starting at sample `start` of the recording.
+struct LiveChunk {
+    start: u64,
+    samples: Vec<f32>,
+}
+
+/// The audio side of a live session (see [`Engine::start_live`]). Dropping
+/// it (or `finish`) ends the session once the engine has caught up.
+pub struct LiveSession {
+    job: JobId,
+    feed: Sender<LiveChunk>,
+}
+
+impl LiveSession {
+    pub fn job(&self) -> JobId {
+        self.job
+    }
+
+    /// Hands over samples that start at sample `start` of the recording,
+    /// waiting while the feed is full (for feeding files faster than real
+    /// time). Fails once the session has ended.
+    pub fn push(&self, start: u64, samples: Vec<f32>) -> Result<()> {
+        self.feed
+            .send(LiveChunk { start, samples })
+            .map_err(|_| Error::EngineStopped)
+    }
+
+    /// Like `push` but never waits: returns false when the engine is behind
+    /// (the chunk is then skipped by the live labels, never by the recording)
+    /// or the session has ended.
+    pub fn try_push(&self, start: u64, samples: Vec<f32>) -> bool {
+        self.feed.try_send(LiveChunk { start, samples }).is_ok()
+    }
+
+    /// Ends the audio; the engine finishes the session with `Event::Done`.
+    pub fn finish(self) {}
+}
+
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<(JobId, JobSpec)>,
+    waiting: VecDeque<(JobId, Job)>,
     running: Option<JobId>,
     cancel_running: bool,
 }
@@ -203,6 +258,21 @@ impl Engine {
 
     /// Queues a job. Never blocks: a full queue is `Error::QueueFull`.
     pub fn submit(&self, spec: JobSpec) -> Result<JobId> {
+        self.enqueue(Job::File(spec))
+    }
+
+    /// Queues a live session and returns its audio feed. It runs like any
+    /// job, on the engine thread and in queue order, until the feed is
+    /// closed: turns come as `Event::LiveTurn`, the end as `Event::Done`
+    /// with the live diarization (speaker centroids in `embeddings`).
+    /// `cancel` ends it without a result.
+    pub fn start_live(&self, spec: LiveSpec) -> Result<LiveSession> {
+        let (feed, audio) = crossbeam_channel::bounded(LIVE_QUEUE_CHUNKS);
+        let job = self.enqueue(Job::Live(LiveJob { spec, audio }))?;
+        Ok(LiveSession { job, feed })
+    }
+
+    fn enqueue(&self, job: Job) -> Result<JobId> {
         self.ensure_running()?;
         let shared = &self.inner.shared;
         let id = {
@@ -214,12 +284,16 @@ impl Engine {
             }
             // Taken under the queue lock, so ids follow queue order.
             let id = JobId(shared.next_id.fetch_add(1, Ordering::Relaxed));
+            let path = match &job {
+                Job::File(spec) => spec.path.clone(),
+                Job::Live(live) => live.spec.path.clone(),
+            };
             shared.hub.emit(Event::Queued {
                 job: id,
-                path: spec.path.clone(),
+                path,
                 position: queue.waiting.len(),
             });
-            queue.waiting.push_back((id, spec));
+            queue.waiting.push_back((id, job));
             id
         };
         self.wake();
@@ -415,8 +489,11 @@ impl<D: Diarizer> Worker<D> {
                 }
                 next
             };
-            if let Some((id, spec)) = next {
-                self.run_job(id, &spec);
+            if let Some((id, job)) = next {
+                match job {
+                    Job::File(spec) => self.run_job(id, &spec),
+                    Job::Live(live) => self.run_live(id, &live),
+                }
                 let mut queue = lock(&self.shared.queue);
                 queue.running = None;
                 queue.cancel_running = false;
@@ -534,6 +611,138 @@ impl<D: Diarizer> Worker<D> {
         }));
         result.unwrap_or_else(|payload| {
             // A panic may have left the pipeline half-updated: reload it.
+            self.diarizer = None;
+            Err(Error::Panic(panic_message(payload.as_ref())))
+        })
+    }
+
+    /// A live session: audio in, turn events out, until the feed closes.
+    fn run_live(&mut self, job: JobId, live: &LiveJob) {
+        let started = Instant::now();
+        self.shared.hub.emit(Event::Started {
+            job,
+            backend: self.backend,
+            batch_size: 1,
+        });
+        let mut state = match LiveState::new(live.spec.params.clone(), PipelineParams::default()) {
+            Ok(state) => state,
+            Err(e) => {
+                let error = ErrorInfo::from(&e);
+                self.shared.hub.emit(Event::Failed { job, error });
+                return;
+            }
+        };
+        // The latest version of every turn, for the result. A few dozen
+        // bytes per turn: an 8-hour meeting holds a few thousand.
+        let mut turns: std::collections::BTreeMap<u64, LiveTurn> = Default::default();
+        let mut fallback = None;
+        loop {
+            if lock(&self.shared.queue).cancel_running {
+                self.shared.hub.emit(Event::Cancelled { job });
+                return;
+            }
+            match live.audio.recv_timeout(IDLE_TICK) {
+                Ok(chunk) => {
+                    state.push(chunk.start, &chunk.samples);
+                    // Catch up on everything already waiting before computing.
+                    while let Ok(chunk) = live.audio.try_recv() {
+                        state.push(chunk.start, &chunk.samples);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let updates = match self.live_step(job, &mut state, &mut fallback) {
+                Ok(updates) => updates,
+                Err(e) => {
+                    let error = ErrorInfo::from(&e);
+                    self.shared.hub.emit(Event::Failed { job, error });
+                    return;
+                }
+            };
+            for turn in updates {
+                turns.insert(turn.id, turn.clone());
+                self.shared.hub.emit(Event::LiveTurn { job, turn });
+            }
+            self.refresh_gpu_memory();
+        }
+        let all: Vec<LiveTurn> = turns.into_values().collect();
+        let uri = live
+            .spec
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "live".into());
+        let finished = state.finish(&all, &uri, self.backend.as_str());
+        for turn in finished.closed {
+            self.shared.hub.emit(Event::LiveTurn { job, turn });
+        }
+        self.shared.hub.emit(Event::Done {
+            job,
+            result: Box::new(finished.diarization),
+            backend: self.backend,
+            fallback,
+            wall_s: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    /// One live computation; on a GPU failure, falls back to the CPU and
+    /// re-runs it there (the state's cursors only move on success).
+    fn live_step(
+        &mut self,
+        job: JobId,
+        state: &mut LiveState,
+        fallback: &mut Option<Fallback>,
+    ) -> Result<Vec<LiveTurn>> {
+        let outcome = self.live_attempt(state);
+        match outcome {
+            Err(e) if self.backend.is_gpu() && falls_back(&e) => {
+                let from = self.backend;
+                let message = e.to_string();
+                let reason = message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                self.shared.hub.emit(Event::Fallback {
+                    job,
+                    from,
+                    reason: reason.clone(),
+                });
+                self.fall_back_to_cpu(format!("{from} failed: {reason}"))?;
+                *fallback = Some(Fallback { from, reason });
+                self.live_attempt(state)
+            }
+            other => other,
+        }
+    }
+
+    fn live_attempt(&mut self, state: &mut LiveState) -> Result<Vec<LiveTurn>> {
+        if self.diarizer.is_none() {
+            self.diarizer = Some(load_caught::<D>(&self.models_dir, &self.device)?);
+        }
+        let backend = self.backend;
+        if let Some(fault) = self
+            .fault
+            .as_mut()
+            .filter(|f| f.times > 0 && backend.is_gpu())
+        {
+            fault.times -= 1;
+            if fault.kind == super::fault::FaultKind::Panic {
+                self.diarizer = None;
+                return Err(Error::Panic("injected fault: panic in a live step".into()));
+            }
+            return Err(Error::Backend {
+                backend: backend.as_str().into(),
+                reason: super::fault::INJECTED_REASON.into(),
+            });
+        }
+        let Some(diarizer) = self.diarizer.as_mut() else {
+            return Err(Error::EngineStopped);
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| diarizer.live_advance(state)));
+        result.unwrap_or_else(|payload| {
             self.diarizer = None;
             Err(Error::Panic(panic_message(payload.as_ref())))
         })

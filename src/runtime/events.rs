@@ -64,6 +64,8 @@ pub fn error_code(e: &Error) -> &'static str {
         Error::EngineStopped => "engine-stopped",
         Error::Backend { .. } => "backend",
         Error::Panic(_) => "panic",
+        Error::AudioInput(_) => "audio-input",
+        Error::Recording { .. } => "recording",
         #[allow(unreachable_patterns)]
         _ => "internal",
     }
@@ -122,6 +124,11 @@ pub enum Event {
         from: Backend,
         reason: String,
     },
+    /// A live session's turn appeared or grew (replace by `turn.id`).
+    LiveTurn {
+        job: JobId,
+        turn: crate::pipeline::streaming::LiveTurn,
+    },
     Stats(StatsSnapshot),
 }
 
@@ -135,7 +142,8 @@ impl Event {
             | Event::Done { job, .. }
             | Event::Failed { job, .. }
             | Event::Cancelled { job }
-            | Event::Fallback { job, .. } => Some(*job),
+            | Event::Fallback { job, .. }
+            | Event::LiveTurn { job, .. } => Some(*job),
             Event::BackendChanged { .. } | Event::Stats(_) => None,
         }
     }

@@ -25,7 +25,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 pub use device::{Backend, DEVICE_ENV, DevicePreference};
-pub use engine::{Engine, EngineConfig, EngineStatus};
+pub use engine::{Engine, EngineConfig, EngineStatus, LIVE_QUEUE_CHUNKS, LiveSession};
 pub use events::{ErrorInfo, Event, Fallback, JobId, error_code};
 pub use fault::{FaultInjection, FaultKind};
 pub use joblog::{JobLog, JobRecord};
@@ -51,6 +51,40 @@ pub trait Diarizer: Sized {
         batch_size: usize,
         progress: &mut dyn crate::Progress,
     ) -> crate::Result<crate::Diarization>;
+
+    /// Live sessions: runs the networks on whatever audio `state` holds and
+    /// returns the turns that appeared or grew. Called on the engine thread
+    /// between audio arrivals; `state` lives outside the diarizer, so after
+    /// a GPU failure the same call is re-run on a CPU reload. Diarizers
+    /// without a live mode keep the default, which refuses.
+    fn live_advance(
+        &mut self,
+        state: &mut crate::pipeline::streaming::LiveState,
+    ) -> crate::Result<Vec<crate::pipeline::streaming::LiveTurn>> {
+        let _ = state;
+        Err(crate::Error::InvalidOption(
+            "this engine has no live mode".into(),
+        ))
+    }
+}
+
+/// A live session: audio is pushed as it is recorded, turns come back as
+/// `Event::LiveTurn`, and closing the feed ends it with `Event::Done`
+/// holding the live diarization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveSpec {
+    /// The recording the audio goes to (its stem is the result's `uri`).
+    pub path: PathBuf,
+    pub params: crate::pipeline::streaming::LiveParams,
+}
+
+impl LiveSpec {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            params: Default::default(),
+        }
+    }
 }
 
 /// One file to diarize and how.

@@ -30,6 +30,8 @@ struct HostDirection {
     w_ih_t: Vec<f32>,
     /// (hidden, 4·hidden)
     w_hh_t: Vec<f32>,
+    /// W_hhᵀ in the recurrent kernel's layout, when it runs here.
+    w_hh_packed: Option<cpu::kernel::Packed>,
     /// (4·hidden): bias_ih + bias_hh
     bias: Vec<f32>,
 }
@@ -73,9 +75,11 @@ impl Layer {
                         .flatten_all()?
                         .to_vec1::<f32>()
                 };
+                let w_hh = host(w_hh_t.i(d)?)?;
                 directions.push(HostDirection {
                     w_ih_t: host(w_ih_t.narrow(1, d * gates, gates)?)?,
-                    w_hh_t: host(w_hh_t.i(d)?)?,
+                    w_hh_packed: cpu::kernel::Packed::new(&w_hh, hidden, gates),
+                    w_hh_t: w_hh,
                     bias: host(bias.narrow(0, d * gates, gates)?)?,
                 });
             }
@@ -345,13 +349,10 @@ mod cpu {
         } = shape;
         let gates = 4 * hidden;
         // x·W_ihᵀ + b for every (sequence, step) at once: (batch·time, 4·hidden)
-        let mut xw: Vec<f32> = w
-            .bias
-            .iter()
-            .copied()
-            .cycle()
-            .take(batch * time * gates)
-            .collect();
+        let mut xw = vec![0f32; batch * time * gates];
+        for row in xw.chunks_exact_mut(gates) {
+            row.copy_from_slice(&w.bias);
+        }
         // SAFETY: every pointer covers the (rows × cols) extent implied by
         // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
         // xw (batch·time, gates), all row-major and contiguous.
@@ -384,8 +385,11 @@ mod cpu {
         let row_stride = time * gates;
         for step in 0..time {
             let t = if reverse { time - 1 - step } else { step };
-            if step > 0 {
+            if step > 0 && let Some(packed) = &w.w_hh_packed {
                 // gates(t) += h·W_hhᵀ, in place in xw: rows t of every sequence.
+                packed.accumulate(&h, batch, &mut xw[t * gates..], row_stride);
+            } else if step > 0 {
+                // The same through gemm.
                 // SAFETY: rows b·time + t of xw for b < batch, each `gates`
                 // long, lie inside xw; h is (batch, hidden) and w_hh_t
                 // (hidden, gates), both contiguous.
@@ -422,6 +426,167 @@ mod cpu {
             }
         }
         out
+    }
+
+    pub(super) mod kernel {
+        //! The recurrent product h·W_hhᵀ of one step, added in place to the
+        //! gates. gemm packs and re-reads W_hhᵀ several times per call; here
+        //! it is packed once at load into panels of 16 gate columns that stay
+        //! in L1 while every sequence of the batch goes through them, so
+        //! W_hhᵀ is read from L2/L3 once per step (AVX2 + FMA; other CPUs
+        //! keep gemm).
+
+        /// Gate columns per panel: two AVX registers.
+        const PANEL: usize = 16;
+        /// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
+        /// fit the 16 AVX registers.
+        const ROWS: usize = 6;
+
+        /// W_hhᵀ (hidden, gates) as `gates / 16` panels of (hidden, 16),
+        /// each row-major, starting on a 32-byte boundary.
+        pub struct Packed {
+            data: Vec<f32>,
+            offset: usize,
+            hidden: usize,
+            gates: usize,
+        }
+
+        impl Packed {
+            /// `None` where the kernel does not run (no AVX2/FMA, or gates
+            /// not a multiple of 16); the caller then uses gemm.
+            pub fn new(w_hh_t: &[f32], hidden: usize, gates: usize) -> Option<Self> {
+                if !available() || gates % PANEL != 0 || w_hh_t.len() != hidden * gates {
+                    return None;
+                }
+                let mut data = vec![0f32; hidden * gates + 8];
+                let offset = data.as_ptr().align_offset(32).min(8);
+                for p in 0..gates / PANEL {
+                    for k in 0..hidden {
+                        let dst = offset + (p * hidden + k) * PANEL;
+                        data[dst..dst + PANEL]
+                            .copy_from_slice(&w_hh_t[k * gates + p * PANEL..][..PANEL]);
+                    }
+                }
+                Some(Self {
+                    data,
+                    offset,
+                    hidden,
+                    gates,
+                })
+            }
+
+            /// dst[b·dst_stride + j] += Σ_k h[b·hidden + k]·W_hhᵀ[k, j] for
+            /// b < batch, j < gates.
+            pub fn accumulate(&self, h: &[f32], batch: usize, dst: &mut [f32], dst_stride: usize) {
+                assert!(h.len() >= batch * self.hidden);
+                assert!(batch == 0 || dst.len() >= (batch - 1) * dst_stride + self.gates);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `new` only succeeds when AVX2 and FMA are present;
+                // the asserts above bound every row read from h and written
+                // in dst, and the panels cover hidden × gates floats.
+                unsafe {
+                    avx2::accumulate(
+                        &self.data[self.offset..],
+                        self.hidden,
+                        self.gates,
+                        h,
+                        batch,
+                        dst.as_mut_ptr(),
+                        dst_stride,
+                    );
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("no packed kernel on this architecture: {h:?} {dst:?} {batch} {dst_stride}");
+            }
+        }
+
+        fn available() -> bool {
+            #[cfg(target_arch = "x86_64")]
+            {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                false
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod avx2 {
+            use super::{PANEL, ROWS};
+            use std::arch::x86_64::*;
+
+            /// See `Packed::accumulate`; `packed` is the aligned panels.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn accumulate(
+                packed: &[f32],
+                hidden: usize,
+                gates: usize,
+                h: &[f32],
+                batch: usize,
+                dst: *mut f32,
+                dst_stride: usize,
+            ) {
+                for p in 0..gates / PANEL {
+                    // SAFETY (whole body): the caller checked the extents;
+                    // panel p is packed[p·hidden·16..][..hidden·16], row b
+                    // of h is h[b·hidden..][..hidden] and of dst
+                    // dst[b·dst_stride + 16·p..][..16].
+                    unsafe {
+                        let panel = packed.as_ptr().add(p * hidden * PANEL);
+                        let dst = dst.add(p * PANEL);
+                        let mut b = 0;
+                        while b + ROWS <= batch {
+                            block::<ROWS>(panel, hidden, h.as_ptr().add(b * hidden), dst.add(b * dst_stride), dst_stride);
+                            b += ROWS;
+                        }
+                        let (hb, db) = (h.as_ptr().add(b * hidden), dst.add(b * dst_stride));
+                        match batch - b {
+                            1 => block::<1>(panel, hidden, hb, db, dst_stride),
+                            2 => block::<2>(panel, hidden, hb, db, dst_stride),
+                            3 => block::<3>(panel, hidden, hb, db, dst_stride),
+                            4 => block::<4>(panel, hidden, hb, db, dst_stride),
+                            5 => block::<5>(panel, hidden, hb, db, dst_stride),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+
+            /// R sequences × one panel: 2·R accumulators in registers over
+            /// the whole hidden axis.
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn block<const R: usize>(
+                panel: *const f32,
+                hidden: usize,
+                h: *const f32,
+                dst: *mut f32,
+                dst_stride: usize,
+            ) {
+                // SAFETY: see `accumulate`.
+                unsafe {
+                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        a[0] = _mm256_loadu_ps(dst.add(r * dst_stride));
+                        a[1] = _mm256_loadu_ps(dst.add(r * dst_stride + 8));
+                    }
+                    for k in 0..hidden {
+                        let w0 = _mm256_load_ps(panel.add(k * PANEL));
+                        let w1 = _mm256_load_ps(panel.add(k * PANEL + 8));
+                        for (r, a) in acc.iter_mut().enumerate() {
+                            let x = _mm256_broadcast_ss(&*h.add(r * hidden + k));
+                            a[0] = _mm256_fmadd_ps(x, w0, a[0]);
+                            a[1] = _mm256_fmadd_ps(x, w1, a[1]);
+                        }
+                    }
+                    for (r, a) in acc.iter().enumerate() {
+                        _mm256_storeu_ps(dst.add(r * dst_stride), a[0]);
+                        _mm256_storeu_ps(dst.add(r * dst_stride + 8), a[1]);
+                    }
+                }
+            }
+        }
     }
 
     /// One LSTM cell update for one sequence: gates (4·hidden, order i, f,
@@ -646,6 +811,18 @@ mod tests {
             bidirectional: false,
         };
         check(cfg, 3, 11);
+    }
+
+    #[test]
+    fn batches_beyond_one_kernel_block() {
+        // 13 sequences: two full blocks of the recurrent kernel and a tail.
+        let cfg = LstmConfig {
+            input_size: 5,
+            hidden_size: 8,
+            num_layers: 2,
+            bidirectional: true,
+        };
+        check(cfg, 13, 6);
     }
 
     #[test]

@@ -30,7 +30,8 @@ struct HostDirection {
     w_ih_t: Vec<f32>,
     /// (hidden, 4·hidden)
     w_hh_t: Vec<f32>,
-    /// W_hhᵀ in the recurrent kernel's layout, when it runs here.
+    /// W_ihᵀ and W_hhᵀ in the packed kernel's layout, when it runs here.
+    w_ih_packed: Option<cpu::kernel::Packed>,
     w_hh_packed: Option<cpu::kernel::Packed>,
     /// (4·hidden): bias_ih + bias_hh
     bias: Vec<f32>,
@@ -75,10 +76,12 @@ impl Layer {
                         .flatten_all()?
                         .to_vec1::<f32>()
                 };
+                let w_ih = host(w_ih_t.narrow(1, d * gates, gates)?)?;
                 let w_hh = host(w_hh_t.i(d)?)?;
                 directions.push(HostDirection {
-                    w_ih_t: host(w_ih_t.narrow(1, d * gates, gates)?)?,
+                    w_ih_packed: cpu::kernel::Packed::new(&w_ih, input, gates),
                     w_hh_packed: cpu::kernel::Packed::new(&w_hh, hidden, gates),
+                    w_ih_t: w_ih,
                     w_hh_t: w_hh,
                     bias: host(bias.narrow(0, d * gates, gates)?)?,
                 });
@@ -353,31 +356,40 @@ mod cpu {
         for row in xw.chunks_exact_mut(gates) {
             row.copy_from_slice(&w.bias);
         }
-        // SAFETY: every pointer covers the (rows × cols) extent implied by
-        // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
-        // xw (batch·time, gates), all row-major and contiguous.
-        unsafe {
-            gemm::gemm(
-                batch * time,
-                gates,
-                input,
-                xw.as_mut_ptr(),
-                1,
-                gates as isize,
-                true,
-                xs.as_ptr(),
-                1,
-                input as isize,
-                w.w_ih_t.as_ptr(),
-                1,
-                gates as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+        if let Some(packed) = &w.w_ih_packed {
+            // Blocks of rows small enough for their inputs to stay in L2
+            // while every panel of W_ihᵀ goes through them.
+            const ROWS: usize = 48;
+            for (xs, xw) in xs.chunks(ROWS * input).zip(xw.chunks_mut(ROWS * gates)) {
+                packed.accumulate(xs, xw.len() / gates, xw, gates);
+            }
+        } else {
+            // SAFETY: every pointer covers the (rows × cols) extent implied by
+            // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
+            // xw (batch·time, gates), all row-major and contiguous.
+            unsafe {
+                gemm::gemm(
+                    batch * time,
+                    gates,
+                    input,
+                    xw.as_mut_ptr(),
+                    1,
+                    gates as isize,
+                    true,
+                    xs.as_ptr(),
+                    1,
+                    input as isize,
+                    w.w_ih_t.as_ptr(),
+                    1,
+                    gates as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
         let mut h = vec![0f32; batch * hidden];
         let mut c = vec![0f32; batch * hidden];
@@ -385,7 +397,9 @@ mod cpu {
         let row_stride = time * gates;
         for step in 0..time {
             let t = if reverse { time - 1 - step } else { step };
-            if step > 0 && let Some(packed) = &w.w_hh_packed {
+            if step > 0
+                && let Some(packed) = &w.w_hh_packed
+            {
                 // gates(t) += h·W_hhᵀ, in place in xw: rows t of every sequence.
                 packed.accumulate(&h, batch, &mut xw[t * gates..], row_stride);
             } else if step > 0 {
@@ -421,7 +435,11 @@ mod cpu {
                 let g = &xw[(b * time + t) * gates..(b * time + t + 1) * gates];
                 let h_b = &mut h[b * hidden..(b + 1) * hidden];
                 let c_b = &mut c[b * hidden..(b + 1) * hidden];
-                cell(g, c_b, h_b);
+                if w.w_hh_packed.is_some() {
+                    kernel::cell(g, c_b, h_b);
+                } else {
+                    cell(g, c_b, h_b);
+                }
                 out[(b * time + t) * hidden..(b * time + t + 1) * hidden].copy_from_slice(h_b);
             }
         }
@@ -429,12 +447,12 @@ mod cpu {
     }
 
     pub(super) mod kernel {
-        //! The recurrent product h·W_hhᵀ of one step, added in place to the
-        //! gates. gemm packs and re-reads W_hhᵀ several times per call; here
-        //! it is packed once at load into panels of 16 gate columns that stay
-        //! in L1 while every sequence of the batch goes through them, so
-        //! W_hhᵀ is read from L2/L3 once per step (AVX2 + FMA; other CPUs
-        //! keep gemm).
+        //! The products with the weights, added in place to the gates: the
+        //! recurrent h·W_hhᵀ of one step, and x·W_ihᵀ in blocks of rows. gemm
+        //! packs and re-reads the weights several times per call; here they
+        //! are packed once at load into panels of 16 gate columns that stay
+        //! in L1 while every row goes through them, so each call reads the
+        //! weights from L2/L3 once (AVX2 + FMA; other CPUs keep gemm).
 
         /// Gate columns per panel: two AVX registers.
         const PANEL: usize = 16;
@@ -442,8 +460,8 @@ mod cpu {
         /// fit the 16 AVX registers.
         const ROWS: usize = 6;
 
-        /// W_hhᵀ (hidden, gates) as `gates / 16` panels of (hidden, 16),
-        /// each row-major, starting on a 32-byte boundary.
+        /// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
+        /// (depth, 16), each row-major, starting on a 32-byte boundary.
         pub struct Packed {
             data: Vec<f32>,
             offset: usize,
@@ -475,8 +493,8 @@ mod cpu {
                 })
             }
 
-            /// dst[b·dst_stride + j] += Σ_k h[b·hidden + k]·W_hhᵀ[k, j] for
-            /// b < batch, j < gates.
+            /// dst[b·dst_stride + j] += Σ_k h[b·depth + k]·Wᵀ[k, j] for
+            /// b < batch, j < gates (`hidden` is the depth).
             pub fn accumulate(&self, h: &[f32], batch: usize, dst: &mut [f32], dst_stride: usize) {
                 assert!(h.len() >= batch * self.hidden);
                 assert!(batch == 0 || dst.len() >= (batch - 1) * dst_stride + self.gates);
@@ -496,7 +514,34 @@ mod cpu {
                     );
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                unreachable!("no packed kernel on this architecture: {h:?} {dst:?} {batch} {dst_stride}");
+                unreachable!(
+                    "no packed kernel on this architecture: {h:?} {dst:?} {batch} {dst_stride}"
+                );
+            }
+        }
+
+        /// The LSTM cell update (see `super::cell`), 8 units at a time; only
+        /// called where `Packed::new` succeeded (AVX2 + FMA present).
+        pub fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+            let hidden = c.len();
+            assert!(gates.len() == 4 * hidden && h.len() == hidden);
+            let vectorised = hidden / 8 * 8;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: callers only get here after `available()`; the assert
+            // bounds every 8-wide access below `vectorised`.
+            unsafe {
+                avx2::cell(gates, c, h, vectorised);
+            }
+            if vectorised < hidden {
+                let (i, rest) = gates.split_at(hidden);
+                let (f, rest) = rest.split_at(hidden);
+                let (g, o) = rest.split_at(hidden);
+                for k in vectorised..hidden {
+                    let c_new =
+                        super::sigmoid(f[k]) * c[k] + super::sigmoid(i[k]) * super::tanh(g[k]);
+                    c[k] = c_new;
+                    h[k] = super::sigmoid(o[k]) * super::tanh(c_new);
+                }
             }
         }
 
@@ -537,7 +582,13 @@ mod cpu {
                         let dst = dst.add(p * PANEL);
                         let mut b = 0;
                         while b + ROWS <= batch {
-                            block::<ROWS>(panel, hidden, h.as_ptr().add(b * hidden), dst.add(b * dst_stride), dst_stride);
+                            block::<ROWS>(
+                                panel,
+                                hidden,
+                                h.as_ptr().add(b * hidden),
+                                dst.add(b * dst_stride),
+                                dst_stride,
+                            );
                             b += ROWS;
                         }
                         let (hb, db) = (h.as_ptr().add(b * hidden), dst.add(b * dst_stride));
@@ -551,6 +602,67 @@ mod cpu {
                         }
                     }
                 }
+            }
+
+            /// `kernel::cell` for units `[0, units)`, units a multiple of 8.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
+                let hidden = c.len();
+                let g = gates.as_ptr();
+                // SAFETY: the caller checked gates = 4·hidden, h = hidden and
+                // units ≤ hidden, a multiple of 8.
+                unsafe {
+                    for k in (0..units).step_by(8) {
+                        let i = sigmoid(_mm256_loadu_ps(g.add(k)));
+                        let f = sigmoid(_mm256_loadu_ps(g.add(hidden + k)));
+                        let gg = tanh(_mm256_loadu_ps(g.add(2 * hidden + k)));
+                        let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + k)));
+                        let c_old = _mm256_loadu_ps(c.as_ptr().add(k));
+                        let c_new = _mm256_fmadd_ps(f, c_old, _mm256_mul_ps(i, gg));
+                        _mm256_storeu_ps(c.as_mut_ptr().add(k), c_new);
+                        _mm256_storeu_ps(h.as_mut_ptr().add(k), _mm256_mul_ps(o, tanh(c_new)));
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            fn sigmoid(x: __m256) -> __m256 {
+                let half = _mm256_set1_ps(0.5);
+                _mm256_fmadd_ps(half, tanh(_mm256_mul_ps(half, x)), half)
+            }
+
+            /// `super::super::tanh`, with the division as a reciprocal
+            /// estimate and one Newton step (≈ 1 ulp; Zen 1's vdivps is
+            /// several times slower than the whole polynomial).
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            fn tanh(x: __m256) -> __m256 {
+                let x = _mm256_min_ps(
+                    _mm256_max_ps(x, _mm256_set1_ps(-7.905_311)),
+                    _mm256_set1_ps(7.905_311),
+                );
+                let x2 = _mm256_mul_ps(x, x);
+                let mut p = _mm256_set1_ps(-2.760_768_5e-16);
+                for coefficient in [
+                    2.000_188e-13,
+                    -8.604_672e-11,
+                    5.122_297e-8,
+                    1.485_722_4e-5,
+                    6.372_619_3e-4,
+                    4.893_524_6e-3,
+                ] {
+                    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(coefficient));
+                }
+                let p = _mm256_mul_ps(p, x);
+                let mut q = _mm256_set1_ps(1.198_258_4e-6);
+                for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
+                    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(coefficient));
+                }
+                let r = _mm256_rcp_ps(q);
+                // r·(2 − q·r)
+                let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
+                _mm256_mul_ps(p, r)
             }
 
             /// R sequences × one panel: 2·R accumulators in registers over

@@ -63,6 +63,7 @@ fn main() -> anyhow::Result<()> {
                     step,
                     grid,
                     batches,
+                    infer::PartialSelection::All,
                     &mut (),
                 )?
             }

@@ -60,6 +60,7 @@ fn main() -> anyhow::Result<()> {
                         windows: 16,
                         partials: 64,
                     },
+                    infer::PartialSelection::All,
                     &mut (),
                 )?;
                 save(&cache, &i)?;

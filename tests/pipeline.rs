@@ -225,3 +225,95 @@ fn bad_input_is_a_clear_error() {
         .to_string();
     assert!(err.contains("step"), "{err}");
 }
+
+#[test]
+fn skipping_unused_partials_changes_nothing() -> Result<()> {
+    use diarist::models::{
+        embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation,
+    };
+    use diarist::pipeline::{PartialSelection, PipelineParams, SliceSource, embeddings, infer};
+    let device = Device::Cpu;
+    let models = root().join("models");
+    let (segmentation, encoder, mel) = (
+        Segmentation::load(&models, &device)?,
+        SpeakerEncoder::load(&models, &device)?,
+        MelFrontend::new(),
+    );
+    let nets = infer::Networks {
+        segmentation: &segmentation,
+        encoder: &encoder,
+        mel: &mel,
+        device: &device,
+    };
+    let params = PipelineParams::default();
+    let speech = samples_of(&sample());
+    // Speech, 12 s of silence, speech again, and a recording shorter than a partial.
+    let mut long = speech.clone();
+    long.resize(long.len() + 12 * 16_000, 0.0);
+    long.extend_from_slice(&speech[..200_000]);
+    let short = speech[100_000..120_000].to_vec();
+    // Small batches make partials wait for the windows that hold them.
+    let batches = Batches {
+        windows: 3,
+        partials: 5,
+    };
+    for (samples, step, grid) in [
+        (&long, 16_000, 40),
+        (&long, 11_200, 77),
+        (&short, 16_000, 40),
+    ] {
+        let run = |selection| {
+            infer::infer(
+                &nets,
+                &mut SliceSource::new(samples),
+                step,
+                grid,
+                batches,
+                selection,
+                &mut (),
+            )
+        };
+        let all = run(PartialSelection::All)?;
+        let used = run(PartialSelection::UsedBy(&params))?;
+        assert_eq!(all.activity, used.activity);
+        assert_eq!(all.num_partials(), used.num_partials());
+        assert!(used.partials_embedded <= all.partials_embedded);
+        if samples.len() > 80_000 {
+            assert!(used.partials_embedded < all.partials_embedded);
+        }
+        let pooled = |inferred: &infer::Inferred| {
+            let binarized = embeddings::binarize_all(inferred, &params);
+            embeddings::local_speakers(inferred, &binarized, &params)
+                .into_iter()
+                .map(|s| (s.window, s.local, s.clean, s.embedding))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (pooled(&all), pooled(&used));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.0, x.1, x.2), (y.0, y.1, y.2), "step {step}, grid {grid}");
+            // The encoder's batches differ, and gemm's blocking (so its float
+            // rounding) depends on the batch size.
+            let diff = match (&x.3, &y.3) {
+                (Some(u), Some(v)) => u
+                    .iter()
+                    .zip(v)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max),
+                (None, None) => 0.0,
+                _ => f32::INFINITY,
+            };
+            assert!(
+                diff < 1e-5,
+                "step {step}, grid {grid}, window {} speaker {}: {diff:e}",
+                x.0,
+                x.1
+            );
+        }
+        println!(
+            "step {step} grid {grid}: {} of {} partials embedded",
+            used.partials_embedded, all.partials_embedded
+        );
+    }
+    Ok(())
+}

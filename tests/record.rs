@@ -418,11 +418,13 @@ fn a_killed_recording_is_recovered_with_all_but_the_last_second() -> Result<()> 
     let mut player = play(&sink, &clip);
     const N: f64 = 5.0;
     std::thread::sleep(Duration::from_secs_f64(N));
-    child.kill()?; // SIGKILL
-    child.wait()?;
+    let killed = child.kill(); // SIGKILL
+    let reaped = child.wait();
     let killed_after = started.elapsed().as_secs_f64();
     let _ = player.kill();
     let _ = player.wait();
+    killed?;
+    reaped?;
 
     let path = recordings.join("killed.wav");
     assert!(

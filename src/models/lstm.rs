@@ -30,6 +30,9 @@ struct HostDirection {
     w_ih_t: Vec<f32>,
     /// (hidden, 4·hidden)
     w_hh_t: Vec<f32>,
+    /// W_ihᵀ and W_hhᵀ in the packed kernel's layout, when it runs here.
+    w_ih_packed: Option<cpu::kernel::Packed>,
+    w_hh_packed: Option<cpu::kernel::Packed>,
     /// (4·hidden): bias_ih + bias_hh
     bias: Vec<f32>,
 }
@@ -73,9 +76,13 @@ impl Layer {
                         .flatten_all()?
                         .to_vec1::<f32>()
                 };
+                let w_ih = host(w_ih_t.narrow(1, d * gates, gates)?)?;
+                let w_hh = host(w_hh_t.i(d)?)?;
                 directions.push(HostDirection {
-                    w_ih_t: host(w_ih_t.narrow(1, d * gates, gates)?)?,
-                    w_hh_t: host(w_hh_t.i(d)?)?,
+                    w_ih_packed: cpu::kernel::Packed::new(&w_ih, input, gates),
+                    w_hh_packed: cpu::kernel::Packed::new(&w_hh, hidden, gates),
+                    w_ih_t: w_ih,
+                    w_hh_t: w_hh,
                     bias: host(bias.narrow(0, d * gates, gates)?)?,
                 });
             }
@@ -357,38 +364,44 @@ mod cpu {
         } = shape;
         let gates = 4 * hidden;
         // x·W_ihᵀ + b for every (sequence, step) at once: (batch·time, 4·hidden)
-        let mut xw: Vec<f32> = w
-            .bias
-            .iter()
-            .copied()
-            .cycle()
-            .take(batch * time * gates)
-            .collect();
-        // SAFETY: every pointer covers the (rows × cols) extent implied by
-        // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
-        // xw (batch·time, gates), all row-major and contiguous.
-        unsafe {
-            gemm::gemm(
-                batch * time,
-                gates,
-                input,
-                xw.as_mut_ptr(),
-                1,
-                gates as isize,
-                true,
-                xs.as_ptr(),
-                1,
-                input as isize,
-                w.w_ih_t.as_ptr(),
-                1,
-                gates as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+        let mut xw = vec![0f32; batch * time * gates];
+        for row in xw.chunks_exact_mut(gates) {
+            row.copy_from_slice(&w.bias);
+        }
+        if let Some(packed) = &w.w_ih_packed {
+            // Blocks of rows small enough for their inputs to stay in L2
+            // while every panel of W_ihᵀ goes through them.
+            const ROWS: usize = 48;
+            for (xs, xw) in xs.chunks(ROWS * input).zip(xw.chunks_mut(ROWS * gates)) {
+                packed.accumulate(xs, xw.len() / gates, xw, gates);
+            }
+        } else {
+            // SAFETY: every pointer covers the (rows × cols) extent implied by
+            // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
+            // xw (batch·time, gates), all row-major and contiguous.
+            unsafe {
+                gemm::gemm(
+                    batch * time,
+                    gates,
+                    input,
+                    xw.as_mut_ptr(),
+                    1,
+                    gates as isize,
+                    true,
+                    xs.as_ptr(),
+                    1,
+                    input as isize,
+                    w.w_ih_t.as_ptr(),
+                    1,
+                    gates as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
         let mut h = vec![0f32; batch * hidden];
         let mut c = vec![0f32; batch * hidden];
@@ -396,8 +409,13 @@ mod cpu {
         let row_stride = time * gates;
         for step in 0..time {
             let t = if reverse { time - 1 - step } else { step };
-            if step > 0 {
+            if step > 0
+                && let Some(packed) = &w.w_hh_packed
+            {
                 // gates(t) += h·W_hhᵀ, in place in xw: rows t of every sequence.
+                packed.accumulate(&h, batch, &mut xw[t * gates..], row_stride);
+            } else if step > 0 {
+                // The same through gemm.
                 // SAFETY: rows b·time + t of xw for b < batch, each `gates`
                 // long, lie inside xw; h is (batch, hidden) and w_hh_t
                 // (hidden, gates), both contiguous.
@@ -429,11 +447,270 @@ mod cpu {
                 let g = &xw[(b * time + t) * gates..(b * time + t + 1) * gates];
                 let h_b = &mut h[b * hidden..(b + 1) * hidden];
                 let c_b = &mut c[b * hidden..(b + 1) * hidden];
-                cell(g, c_b, h_b);
+                if w.w_hh_packed.is_some() {
+                    kernel::cell(g, c_b, h_b);
+                } else {
+                    cell(g, c_b, h_b);
+                }
                 out[(b * time + t) * hidden..(b * time + t + 1) * hidden].copy_from_slice(h_b);
             }
         }
         out
+    }
+
+    pub(super) mod kernel {
+        //! The products with the weights, added in place to the gates: the
+        //! recurrent h·W_hhᵀ of one step, and x·W_ihᵀ in blocks of rows. gemm
+        //! packs and re-reads the weights several times per call; here they
+        //! are packed once at load into panels of 16 gate columns that stay
+        //! in L1 while every row goes through them, so each call reads the
+        //! weights from L2/L3 once (AVX2 + FMA; other CPUs keep gemm).
+
+        /// Gate columns per panel: two AVX registers.
+        const PANEL: usize = 16;
+        /// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
+        /// fit the 16 AVX registers.
+        const ROWS: usize = 6;
+
+        /// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
+        /// (depth, 16), each row-major, starting on a 32-byte boundary.
+        pub struct Packed {
+            data: Vec<f32>,
+            offset: usize,
+            hidden: usize,
+            gates: usize,
+        }
+
+        impl Packed {
+            /// `None` where the kernel does not run (no AVX2/FMA, or gates
+            /// not a multiple of 16); the caller then uses gemm.
+            pub fn new(w_hh_t: &[f32], hidden: usize, gates: usize) -> Option<Self> {
+                if !available() || !gates.is_multiple_of(PANEL) || w_hh_t.len() != hidden * gates {
+                    return None;
+                }
+                let mut data = vec![0f32; hidden * gates + 8];
+                let offset = data.as_ptr().align_offset(32).min(8);
+                for p in 0..gates / PANEL {
+                    for k in 0..hidden {
+                        let dst = offset + (p * hidden + k) * PANEL;
+                        data[dst..dst + PANEL]
+                            .copy_from_slice(&w_hh_t[k * gates + p * PANEL..][..PANEL]);
+                    }
+                }
+                Some(Self {
+                    data,
+                    offset,
+                    hidden,
+                    gates,
+                })
+            }
+
+            /// dst[b·dst_stride + j] += Σ_k h[b·depth + k]·Wᵀ[k, j] for
+            /// b < batch, j < gates (`hidden` is the depth).
+            pub fn accumulate(&self, h: &[f32], batch: usize, dst: &mut [f32], dst_stride: usize) {
+                assert!(h.len() >= batch * self.hidden);
+                assert!(batch == 0 || dst.len() >= (batch - 1) * dst_stride + self.gates);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `new` only succeeds when AVX2 and FMA are present;
+                // the asserts above bound every row read from h and written
+                // in dst, and the panels cover hidden × gates floats.
+                unsafe {
+                    avx2::accumulate(
+                        &self.data[self.offset..],
+                        self.hidden,
+                        self.gates,
+                        h,
+                        batch,
+                        dst.as_mut_ptr(),
+                        dst_stride,
+                    );
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!(
+                    "no packed kernel on this architecture: {h:?} {dst:?} {batch} {dst_stride}"
+                );
+            }
+        }
+
+        /// The LSTM cell update (see `super::cell`), 8 units at a time; only
+        /// called where `Packed::new` succeeded (AVX2 + FMA present).
+        pub fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+            let hidden = c.len();
+            assert!(gates.len() == 4 * hidden && h.len() == hidden);
+            let vectorised = hidden / 8 * 8;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: callers only get here after `available()`; the assert
+            // bounds every 8-wide access below `vectorised`.
+            unsafe {
+                avx2::cell(gates, c, h, vectorised);
+            }
+            if vectorised < hidden {
+                let (i, rest) = gates.split_at(hidden);
+                let (f, rest) = rest.split_at(hidden);
+                let (g, o) = rest.split_at(hidden);
+                for k in vectorised..hidden {
+                    let c_new =
+                        super::sigmoid(f[k]) * c[k] + super::sigmoid(i[k]) * super::tanh(g[k]);
+                    c[k] = c_new;
+                    h[k] = super::sigmoid(o[k]) * super::tanh(c_new);
+                }
+            }
+        }
+
+        fn available() -> bool {
+            #[cfg(target_arch = "x86_64")]
+            {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                false
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod avx2 {
+            use super::{PANEL, ROWS};
+            use std::arch::x86_64::*;
+
+            /// See `Packed::accumulate`; `packed` is the aligned panels.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn accumulate(
+                packed: &[f32],
+                hidden: usize,
+                gates: usize,
+                h: &[f32],
+                batch: usize,
+                dst: *mut f32,
+                dst_stride: usize,
+            ) {
+                for p in 0..gates / PANEL {
+                    // SAFETY (whole body): the caller checked the extents;
+                    // panel p is packed[p·hidden·16..][..hidden·16], row b
+                    // of h is h[b·hidden..][..hidden] and of dst
+                    // dst[b·dst_stride + 16·p..][..16].
+                    unsafe {
+                        let panel = packed.as_ptr().add(p * hidden * PANEL);
+                        let dst = dst.add(p * PANEL);
+                        let mut b = 0;
+                        while b + ROWS <= batch {
+                            block::<ROWS>(
+                                panel,
+                                hidden,
+                                h.as_ptr().add(b * hidden),
+                                dst.add(b * dst_stride),
+                                dst_stride,
+                            );
+                            b += ROWS;
+                        }
+                        let (hb, db) = (h.as_ptr().add(b * hidden), dst.add(b * dst_stride));
+                        match batch - b {
+                            1 => block::<1>(panel, hidden, hb, db, dst_stride),
+                            2 => block::<2>(panel, hidden, hb, db, dst_stride),
+                            3 => block::<3>(panel, hidden, hb, db, dst_stride),
+                            4 => block::<4>(panel, hidden, hb, db, dst_stride),
+                            5 => block::<5>(panel, hidden, hb, db, dst_stride),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+
+            /// `kernel::cell` for units `[0, units)`, units a multiple of 8.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
+                let hidden = c.len();
+                let g = gates.as_ptr();
+                // SAFETY: the caller checked gates = 4·hidden, h = hidden and
+                // units ≤ hidden, a multiple of 8.
+                unsafe {
+                    for k in (0..units).step_by(8) {
+                        let i = sigmoid(_mm256_loadu_ps(g.add(k)));
+                        let f = sigmoid(_mm256_loadu_ps(g.add(hidden + k)));
+                        let gg = tanh(_mm256_loadu_ps(g.add(2 * hidden + k)));
+                        let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + k)));
+                        let c_old = _mm256_loadu_ps(c.as_ptr().add(k));
+                        let c_new = _mm256_fmadd_ps(f, c_old, _mm256_mul_ps(i, gg));
+                        _mm256_storeu_ps(c.as_mut_ptr().add(k), c_new);
+                        _mm256_storeu_ps(h.as_mut_ptr().add(k), _mm256_mul_ps(o, tanh(c_new)));
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            fn sigmoid(x: __m256) -> __m256 {
+                let half = _mm256_set1_ps(0.5);
+                _mm256_fmadd_ps(half, tanh(_mm256_mul_ps(half, x)), half)
+            }
+
+            /// `super::super::tanh`, with the division as a reciprocal
+            /// estimate and one Newton step (≈ 1 ulp; Zen 1's vdivps is
+            /// several times slower than the whole polynomial).
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            fn tanh(x: __m256) -> __m256 {
+                let x = _mm256_min_ps(
+                    _mm256_max_ps(x, _mm256_set1_ps(-7.905_311)),
+                    _mm256_set1_ps(7.905_311),
+                );
+                let x2 = _mm256_mul_ps(x, x);
+                let mut p = _mm256_set1_ps(-2.760_768_5e-16);
+                for coefficient in [
+                    2.000_188e-13,
+                    -8.604_672e-11,
+                    5.122_297e-8,
+                    1.485_722_4e-5,
+                    6.372_619_3e-4,
+                    4.893_524_6e-3,
+                ] {
+                    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(coefficient));
+                }
+                let p = _mm256_mul_ps(p, x);
+                let mut q = _mm256_set1_ps(1.198_258_4e-6);
+                for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
+                    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(coefficient));
+                }
+                let r = _mm256_rcp_ps(q);
+                // r·(2 − q·r)
+                let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
+                _mm256_mul_ps(p, r)
+            }
+
+            /// R sequences × one panel: 2·R accumulators in registers over
+            /// the whole hidden axis.
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn block<const R: usize>(
+                panel: *const f32,
+                hidden: usize,
+                h: *const f32,
+                dst: *mut f32,
+                dst_stride: usize,
+            ) {
+                // SAFETY: see `accumulate`.
+                unsafe {
+                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        a[0] = _mm256_loadu_ps(dst.add(r * dst_stride));
+                        a[1] = _mm256_loadu_ps(dst.add(r * dst_stride + 8));
+                    }
+                    for k in 0..hidden {
+                        let w0 = _mm256_load_ps(panel.add(k * PANEL));
+                        let w1 = _mm256_load_ps(panel.add(k * PANEL + 8));
+                        for (r, a) in acc.iter_mut().enumerate() {
+                            let x = _mm256_broadcast_ss(&*h.add(r * hidden + k));
+                            a[0] = _mm256_fmadd_ps(x, w0, a[0]);
+                            a[1] = _mm256_fmadd_ps(x, w1, a[1]);
+                        }
+                    }
+                    for (r, a) in acc.iter().enumerate() {
+                        _mm256_storeu_ps(dst.add(r * dst_stride), a[0]);
+                        _mm256_storeu_ps(dst.add(r * dst_stride + 8), a[1]);
+                    }
+                }
+            }
+        }
     }
 
     /// One LSTM cell update for one sequence: gates (4·hidden, order i, f,
@@ -658,6 +935,18 @@ mod tests {
             bidirectional: false,
         };
         check(cfg, 3, 11);
+    }
+
+    #[test]
+    fn batches_beyond_one_kernel_block() {
+        // 13 sequences: two full blocks of the recurrent kernel and a tail.
+        let cfg = LstmConfig {
+            input_size: 5,
+            hidden_size: 8,
+            num_layers: 2,
+            bidirectional: true,
+        };
+        check(cfg, 13, 6);
     }
 
     #[test]

@@ -180,6 +180,17 @@ impl Segmentation {
         candle_nn::ops::sigmoid(&self.classifier.forward(&xs)?) // (batch, frames, 3)
     }
 
+    /// Every 5 s window, one every `step` samples, of one signal (torch's
+    /// `signal.unfold(0, 80000, step)`): signal (len,) → (count, 293, 3), the
+    /// same as `forward` on the cut-out windows. Overlapping windows share
+    /// their sinc convolution on the CPU.
+    pub fn forward_windows(&self, signal: &Tensor, step: usize) -> Result<Tensor> {
+        let xs = self.sincnet.forward_windows(signal, WINDOW_SAMPLES, step)?; // (count, 60, frames)
+        let xs = self.lstm.forward(&xs.transpose(1, 2)?.contiguous()?)?; // (count, frames, 256)
+        let xs = self.head(&xs)?; // (count, frames, 128)
+        candle_nn::ops::sigmoid(&self.classifier.forward(&xs)?) // (count, frames, 3)
+    }
+
     /// `forward` through the device-agnostic implementation only (the one
     /// GPUs run), even on the CPU, where `forward` takes fused fast paths.
     pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {

@@ -300,6 +300,37 @@ impl SincNet {
     }
 }
 
+impl SincNet {
+    /// Every window of `samples` samples, one every `step`, of one signal
+    /// (torch's `signal.unfold(0, samples, step)`): signal (len,) → (count,
+    /// 60, frames) with count = (len − samples) / step + 1. The same function
+    /// as `forward` on the cut-out windows; on the CPU the overlapping parts'
+    /// sinc convolution is computed once.
+    pub fn forward_windows(&self, signal: &Tensor, samples: usize, step: usize) -> Result<Tensor> {
+        let len = signal.dim(0)?;
+        if len < samples || step == 0 {
+            candle_core::bail!("sincnet: {len} samples hold no window of {samples}")
+        }
+        let count = (len - samples) / step + 1;
+        match &self.host {
+            Some(host) if signal.device().is_cpu() && signal.dtype() == DType::F32 => {
+                let xs = host.forward_windows(&signal.to_vec1::<f32>()?, step, count, samples)?;
+                let (channels, frames) = host.output_shape(samples).unwrap_or((0, 0));
+                Tensor::from_vec(xs, (count, channels, frames), signal.device())
+            }
+            _ => self.forward(&unfold(signal, samples, step, count)?),
+        }
+    }
+}
+
+/// signal (len,) → (count, 1, samples): window c is signal[c·step..][..samples].
+pub(crate) fn unfold(signal: &Tensor, samples: usize, step: usize, count: usize) -> Result<Tensor> {
+    let windows: Vec<Tensor> = (0..count)
+        .map(|c| signal.narrow(0, c * step, samples))
+        .collect::<Result<_>>()?;
+    Tensor::stack(&windows, 0)?.unsqueeze(1)
+}
+
 impl Module for SincNet {
     /// wav: (batch, 1, samples) → (batch, 60, frames)
     fn forward(&self, wav: &Tensor) -> Result<Tensor> {

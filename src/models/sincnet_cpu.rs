@@ -80,6 +80,135 @@ impl HostSincNet {
         Ok(out)
     }
 
+    /// `count` windows of `samples`, one every `step` samples of `signal`
+    /// (torch's `signal.unfold(0, samples, step)`) → (count, channels,
+    /// frames). Equal to `forward` on the cut-out windows, but when `step` is
+    /// a multiple of the sinc stride, consecutive windows share their sinc
+    /// convolution frames, so those are computed once for the whole span:
+    /// instance norm is affine, conv(a·x + b) = a·conv(x) + b·Σfilter.
+    pub fn forward_windows(
+        &self,
+        signal: &[f32],
+        step: usize,
+        count: usize,
+        samples: usize,
+    ) -> Result<Vec<f32>> {
+        let Some((channels, frames)) = self.output_shape(samples) else {
+            candle_core::bail!("sincnet: a window of {samples} samples is shorter than one frame")
+        };
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let span = (count - 1) * step + samples;
+        if signal.len() < span {
+            candle_core::bail!(
+                "sincnet: {count} windows of {samples} every {step} need {span} samples, got {}",
+                signal.len()
+            )
+        }
+        if step == 0 || !step.is_multiple_of(self.stride) || count == 1 {
+            let windows: Vec<f32> = (0..count)
+                .flat_map(|c| signal[c * step..c * step + samples].iter().copied())
+                .collect();
+            return self.forward(&windows, count, samples);
+        }
+        let threads = candle_core::utils::get_num_threads().max(1);
+
+        // Sinc conv of the whole span, columns split over the threads.
+        let len0 = (samples - self.taps) / self.stride + 1;
+        let span_frames = (span - self.taps) / self.stride + 1;
+        let mut conv = vec![0f32; self.num_filters * span_frames];
+        let per_thread = span_frames.div_ceil(threads);
+        let conv_ptr = SendPtr(conv.as_mut_ptr());
+        std::thread::scope(|scope| {
+            for first in (0..span_frames).step_by(per_thread) {
+                let cols = per_thread.min(span_frames - first);
+                scope.spawn(move || {
+                    let conv_ptr = conv_ptr;
+                    // SAFETY: lhs is (num_filters, taps) contiguous; rhs
+                    // element (k, t) is signal[stride·(first + t) + k] ≤
+                    // signal[stride·(span_frames − 1) + taps − 1] < span;
+                    // dst element (f, t) is conv[f·span_frames + first + t]:
+                    // each thread writes its own columns [first, first + cols).
+                    unsafe {
+                        gemm::gemm(
+                            self.num_filters,
+                            cols,
+                            self.taps,
+                            conv_ptr.0.add(first),
+                            1,
+                            span_frames as isize,
+                            false,
+                            self.filters.as_ptr(),
+                            1,
+                            self.taps as isize,
+                            signal.as_ptr().add(self.stride * first),
+                            self.stride as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                });
+            }
+        });
+        let filter_sums: Vec<f32> = self
+            .filters
+            .chunks_exact(self.taps)
+            .map(|f| f.iter().sum())
+            .collect();
+
+        // Then each window on its own: wav_norm folded into the sinc frames,
+        // abs → pool → norm → leaky, and the two learned convolutions.
+        let per_window = channels * frames;
+        let mut out = vec![0f32; count * per_window];
+        let windows_per_thread = count.div_ceil(threads.min(count));
+        let conv = &conv;
+        let filter_sums = &filter_sums;
+        std::thread::scope(|scope| {
+            for (chunk, outs) in out.chunks_mut(windows_per_thread * per_window).enumerate() {
+                scope.spawn(move || {
+                    for (i, y) in outs.chunks_exact_mut(per_window).enumerate() {
+                        let c = chunk * windows_per_thread + i;
+                        let x = &signal[c * step..c * step + samples];
+                        let (scale, shift) = normalisation(
+                            x,
+                            self.wav_norm.weight[0],
+                            self.wav_norm.bias[0],
+                            self.eps,
+                        );
+                        let first = c * step / self.stride;
+                        let stage = pool_norm_leaky_affine(
+                            conv,
+                            span_frames,
+                            first,
+                            len0,
+                            (scale, shift),
+                            filter_sums,
+                            self,
+                        );
+                        self.finish(stage, len0 / self.pool, y, gemm::Parallelism::None);
+                    }
+                });
+            }
+        });
+        Ok(out)
+    }
+
+    /// The two learned convolutions after stage 0: stage (filters, len) → y.
+    fn finish(&self, mut stage: Vec<f32>, mut len: usize, y: &mut [f32], par: gemm::Parallelism) {
+        for (conv, norm) in self.convs.iter().zip(&self.norms[1..]) {
+            let (conv_out, conv_len) = convolve(&stage, len, conv, par);
+            stage = pool_norm_leaky(&conv_out, conv.c_out, conv_len, false, self, norm);
+            len = conv_len / self.pool;
+        }
+        y.copy_from_slice(&stage);
+    }
+
     /// One window: x (samples) → y (channels, frames).
     fn window(&self, x: &[f32], y: &mut [f32], par: gemm::Parallelism) {
         // wav_norm1d over the whole window.
@@ -122,27 +251,69 @@ impl HostSincNet {
                 par,
             );
         }
-        let mut stage = pool_norm_leaky(&y0, self.num_filters, len0, true, self, &self.norms[0]);
-        let mut len = len0 / self.pool;
-        for (conv, norm) in self.convs.iter().zip(&self.norms[1..]) {
-            let (conv_out, conv_len) = convolve(&stage, len, conv, par);
-            stage = pool_norm_leaky(&conv_out, conv.c_out, conv_len, false, self, norm);
-            len = conv_len / self.pool;
-        }
-        y.copy_from_slice(&stage);
+        let stage = pool_norm_leaky(&y0, self.num_filters, len0, true, self, &self.norms[0]);
+        self.finish(stage, len0 / self.pool, y, par);
     }
 }
 
-/// In place: (x − mean)/sqrt(biased var + eps)·w + b.
-fn normalise(xs: &mut [f32], weight: f32, bias: f32, eps: f32) {
+/// A raw pointer that may cross into scoped threads that write disjoint parts.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used to hand disjoint column ranges of one buffer to scoped
+// threads, which all finish before the buffer is read.
+unsafe impl Send for SendPtr {}
+
+/// (scale, shift) such that x·scale + shift = (x − mean)/sqrt(biased var +
+/// eps)·w + b.
+fn normalisation(xs: &[f32], weight: f32, bias: f32, eps: f32) -> (f32, f32) {
     let n = xs.len() as f64;
     let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = xs.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
     let scale = (weight as f64 / (var + eps as f64).sqrt()) as f32;
     let shift = (bias as f64 - mean * weight as f64 / (var + eps as f64).sqrt()) as f32;
+    (scale, shift)
+}
+
+/// In place: (x − mean)/sqrt(biased var + eps)·w + b.
+fn normalise(xs: &mut [f32], weight: f32, bias: f32, eps: f32) {
+    let (scale, shift) = normalisation(xs, weight, bias, eps);
     for v in xs.iter_mut() {
         *v = *v * scale + shift;
     }
+}
+
+/// Stage 0 of one window from the span's sinc frames: the window's frames
+/// are columns `[first, first + len)` of `conv` (filters, span_frames) of the
+/// raw signal; the window's normalised input x·scale + shift makes them
+/// conv·scale + shift·Σfilter. Then |·| → max-pool → instance norm → leaky
+/// ReLU: (filters, len / pool).
+fn pool_norm_leaky_affine(
+    conv: &[f32],
+    span_frames: usize,
+    first: usize,
+    len: usize,
+    (scale, shift): (f32, f32),
+    filter_sums: &[f32],
+    net: &HostSincNet,
+) -> Vec<f32> {
+    let out_len = len / net.pool;
+    let mut out = vec![0f32; net.num_filters * out_len];
+    for (f, dst) in out.chunks_exact_mut(out_len).enumerate() {
+        let start = f * span_frames + first;
+        let row = &conv[start..start + out_len * net.pool];
+        let offset = shift * filter_sums[f];
+        for (d, window) in dst.iter_mut().zip(row.chunks_exact(net.pool)) {
+            *d = window
+                .iter()
+                .fold(0f32, |m, &v| m.max((v * scale + offset).abs()));
+        }
+        let norm = &net.norms[0];
+        normalise(dst, norm.weight[f], norm.bias[f], net.eps);
+        for v in dst.iter_mut() {
+            *v = if *v >= 0.0 { *v } else { *v * net.slope };
+        }
+    }
+    out
 }
 
 /// x (channels, len) → max-pool (optionally of |x|) → instance norm →

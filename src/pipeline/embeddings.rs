@@ -70,61 +70,28 @@ pub fn window_speakers<'a>(
     partial: &dyn Fn(usize) -> Option<&'a [f32]>,
     params: &PipelineParams,
 ) -> Vec<LocalSpeaker> {
-    let partial_len = PARTIAL_FRAMES * MEL_HOP;
-    let mut speakers = Vec::new();
     let counts: [usize; LOCAL_SPEAKERS] =
         std::array::from_fn(|k| active.iter().filter(|row| row[k]).count());
-    // Partials lying inside this window.
-    let first = window_start.div_ceil(partial_step);
-    let last = (window_start + WINDOW_SAMPLES)
-        .checked_sub(partial_len)
-        .map_or(0, |end| end / partial_step + 1);
     let mut clean_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
     let mut any_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
     let mut clean_weight = [0f32; LOCAL_SPEAKERS];
     let mut any_weight = [0f32; LOCAL_SPEAKERS];
-    for p in first..last.max(first) {
-        let Some(embedding) = partial(p) else {
+    for w in partial_weights(window_start, active, partial_step, usize::MAX, params) {
+        let Some(embedding) = partial(w.partial) else {
             continue;
         };
-        let span_start = p * partial_step;
-        let frames = frames_within(window_start, span_start, span_start + partial_len);
-        if frames.is_empty() {
-            continue;
-        }
-        let n = frames.len() as f32;
-        let mut alone = [0usize; LOCAL_SPEAKERS];
-        let mut with_others = [0usize; LOCAL_SPEAKERS];
-        let mut talking = [0usize; LOCAL_SPEAKERS];
-        for row in &active[frames] {
-            let speaking = row.iter().filter(|&&a| a).count();
-            for k in 0..LOCAL_SPEAKERS {
-                if row[k] {
-                    talking[k] += 1;
-                    if speaking == 1 {
-                        alone[k] += 1;
-                    }
-                } else if speaking > 0 {
-                    with_others[k] += 1;
-                }
-            }
-        }
         for k in 0..LOCAL_SPEAKERS {
-            let alone_fraction = alone[k] as f32 / n;
-            let others_fraction = with_others[k] as f32 / n;
-            if alone_fraction >= params.min_clean_fraction
-                && others_fraction <= params.max_other_fraction
-            {
-                add_scaled(&mut clean_sum[k], embedding, alone_fraction);
-                clean_weight[k] += alone_fraction;
+            if w.clean[k] > 0.0 {
+                add_scaled(&mut clean_sum[k], embedding, w.clean[k]);
+                clean_weight[k] += w.clean[k];
             }
-            if talking[k] > 0 {
-                let w = talking[k] as f32 / n;
-                add_scaled(&mut any_sum[k], embedding, w);
-                any_weight[k] += w;
+            if w.any[k] > 0.0 {
+                add_scaled(&mut any_sum[k], embedding, w.any[k]);
+                any_weight[k] += w.any[k];
             }
         }
     }
+    let mut speakers = Vec::new();
     for k in 0..LOCAL_SPEAKERS {
         if counts[k] == 0 {
             continue;
@@ -143,6 +110,128 @@ pub fn window_speakers<'a>(
         });
     }
     speakers
+}
+
+/// Where windows and partials sit: window `c` starts at sample `c·step`,
+/// partial `p` at mel frame `p·partial_grid`; partials `num_partials` and
+/// later do not exist.
+#[derive(Debug, Clone, Copy)]
+pub struct PartialGrid {
+    pub step: usize,
+    pub partial_grid: usize,
+    pub num_partials: usize,
+}
+
+impl PartialGrid {
+    /// No window after this one holds partial `p`.
+    pub fn last_window_holding(&self, p: usize) -> usize {
+        p * self.partial_grid * MEL_HOP / self.step
+    }
+}
+
+/// How much one partial counts for each local speaker of one window.
+#[derive(Debug, Clone, Copy)]
+struct PartialWeight {
+    partial: usize,
+    /// Fraction of the partial in which the speaker talks alone, when that
+    /// makes it a clean partial for the speaker; else 0.
+    clean: [f32; LOCAL_SPEAKERS],
+    /// Fraction of the partial in which the speaker talks at all.
+    any: [f32; LOCAL_SPEAKERS],
+}
+
+/// The partials (on a grid of `partial_step` samples, fewer than
+/// `num_partials`) lying inside the window that starts at sample
+/// `window_start`, with their weights for each of its local speakers
+/// (`active`: the window's binarised activities).
+fn partial_weights<'a>(
+    window_start: usize,
+    active: &'a [[bool; LOCAL_SPEAKERS]; WINDOW_FRAMES],
+    partial_step: usize,
+    num_partials: usize,
+    params: &'a PipelineParams,
+) -> impl Iterator<Item = PartialWeight> + 'a {
+    let partial_len = PARTIAL_FRAMES * MEL_HOP;
+    let first = window_start.div_ceil(partial_step);
+    let last = (window_start + WINDOW_SAMPLES)
+        .checked_sub(partial_len)
+        .map_or(0, |end| end / partial_step + 1)
+        .min(num_partials);
+    (first..last.max(first)).filter_map(move |p| {
+        let span_start = p * partial_step;
+        let frames = frames_within(window_start, span_start, span_start + partial_len);
+        if frames.is_empty() {
+            return None;
+        }
+        let n = frames.len() as f32;
+        let mut alone = [0usize; LOCAL_SPEAKERS];
+        let mut with_others = [0usize; LOCAL_SPEAKERS];
+        let mut talking = [0usize; LOCAL_SPEAKERS];
+        for row in &active[frames] {
+            let speaking = row.iter().filter(|&&a| a).count();
+            for k in 0..LOCAL_SPEAKERS {
+                if row[k] {
+                    talking[k] += 1;
+                    if speaking == 1 {
+                        alone[k] += 1;
+                    }
+                } else if speaking > 0 {
+                    with_others[k] += 1;
+                }
+            }
+        }
+        let mut weight = PartialWeight {
+            partial: p,
+            clean: [0.0; LOCAL_SPEAKERS],
+            any: [0.0; LOCAL_SPEAKERS],
+        };
+        for k in 0..LOCAL_SPEAKERS {
+            let alone_fraction = alone[k] as f32 / n;
+            let others_fraction = with_others[k] as f32 / n;
+            if alone_fraction >= params.min_clean_fraction
+                && others_fraction <= params.max_other_fraction
+            {
+                weight.clean[k] = alone_fraction;
+            }
+            weight.any[k] = talking[k] as f32 / n;
+        }
+        Some(weight)
+    })
+}
+
+/// The partials whose embeddings `local_speakers` reads for window `c`
+/// (`scores`: its (293, 3) activities): a speaker's clean partials, or when
+/// it has none, every partial it talks in. No other partial changes the
+/// result, so the speaker encoder can skip them (silence, overlap, turn
+/// edges of speakers that have clean partials elsewhere in the window).
+pub fn partials_used(
+    c: usize,
+    scores: &[f32],
+    grid: PartialGrid,
+    params: &PipelineParams,
+    used: &mut Vec<usize>,
+) {
+    let active = hysteresis(scores, params.onset, params.offset);
+    let partial_step = grid.partial_grid * MEL_HOP; // samples
+    let weights: Vec<PartialWeight> = partial_weights(
+        c * grid.step,
+        &active,
+        partial_step,
+        grid.num_partials,
+        params,
+    )
+    .collect();
+    for k in 0..LOCAL_SPEAKERS {
+        let has_clean = weights.iter().any(|w| w.clean[k] > 0.0);
+        used.extend(weights.iter().filter_map(|w| {
+            let uses = if has_clean {
+                w.clean[k] > 0.0
+            } else {
+                w.any[k] > 0.0
+            };
+            uses.then_some(w.partial)
+        }));
+    }
 }
 
 /// Window-relative segmentation frames whose middle lies in `[from, to)`

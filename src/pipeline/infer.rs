@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
+use super::embeddings::{PartialGrid, partials_used};
 use super::frames::{
     LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES, num_windows,
 };
@@ -20,6 +21,8 @@ use crate::models::embedding::SpeakerEncoder;
 use crate::models::mel::{MelFrontend, N_MELS};
 use crate::models::segmentation::Segmentation;
 use crate::progress::{Progress, Stage};
+
+use super::params::PipelineParams;
 
 /// Samples of zeros librosa puts on each side (`center=True`, n_fft 400).
 pub(crate) const MEL_PAD: usize = 200;
@@ -94,6 +97,9 @@ pub struct Inferred {
     /// (partials, 256) L2-normalised GE2E partial embeddings; partial `p`
     /// covers mel frames `[p·grid, p·grid + 160)`.
     pub partials: Vec<f32>,
+    /// Partials that went through the speaker encoder (the rest were not
+    /// needed and are zeros).
+    pub partials_embedded: usize,
     pub decode_s: f64,
     pub segmentation_s: f64,
     pub embedding_s: f64,
@@ -126,6 +132,16 @@ pub struct Batches {
     pub partials: usize,
 }
 
+/// Which GE2E partials pass one embeds.
+#[derive(Debug, Clone, Copy)]
+pub enum PartialSelection<'a> {
+    /// Every partial on the grid (for parameter sweeps that re-pool them).
+    All,
+    /// Only those that `embeddings::local_speakers` with these parameters
+    /// reads; the others are left as zeros. The result is the same.
+    UsedBy(&'a PipelineParams),
+}
+
 /// Runs pass one over `source`. `step` and `grid` are in samples and mel
 /// frames.
 pub fn infer(
@@ -134,6 +150,7 @@ pub fn infer(
     step: usize,
     grid: usize,
     batches: Batches,
+    selection: PartialSelection,
     progress: &mut dyn Progress,
 ) -> Result<Inferred> {
     let mut out = Inferred {
@@ -150,9 +167,17 @@ pub fn infer(
     let mut scratch_frames = Vec::new();
     let mut next_window = 0usize;
     let mut next_partial = 0usize;
-    let mut window_batch: Vec<f32> = Vec::with_capacity(batches.windows * WINDOW_SAMPLES);
+    // Windows [batch_first, next_window) wait for the segmentation network;
+    // `span` is the buffer their samples are copied into.
+    let mut batch_first = 0usize;
+    let mut span: Vec<f32> = Vec::new();
+    // Partials some segmented window reads (with `PartialSelection::UsedBy`).
+    let mut used: Vec<bool> = Vec::new();
+    let mut used_scratch = Vec::new();
     let mut partial_batch: Vec<f32> =
         Vec::with_capacity(batches.partials * PARTIAL_FRAMES * N_MELS);
+    // Which partial each row of `partial_batch` is.
+    let mut partial_rows: Vec<usize> = Vec::with_capacity(batches.partials);
     let mut chunk = Vec::new();
     let hint = source.len_hint();
     let mut eof = false;
@@ -170,24 +195,51 @@ pub fn infer(
         }
         let num_samples = out.num_samples;
 
-        // Segmentation windows whose samples are all here (or all there will be).
+        // Segmentation windows whose samples are all here (or all there will
+        // be), in batches; at the end, whatever is left.
         let windows_total = if eof {
             num_windows(num_samples, step)
         } else {
             usize::MAX
         };
-        while next_window < windows_total {
-            let start = next_window * step;
-            if !eof && start + WINDOW_SAMPLES > num_samples {
-                break;
-            }
-            let end = (start + WINDOW_SAMPLES).min(num_samples);
-            let from = start + MEL_PAD - base;
-            window_batch.extend_from_slice(&padded[from..from + (end - start)]);
-            window_batch.resize(window_batch.len() + (start + WINDOW_SAMPLES - end), 0.0);
-            next_window += 1;
-            if window_batch.len() == batches.windows * WINDOW_SAMPLES {
-                run_segmentation(nets, &mut window_batch, &mut out)?;
+        loop {
+            let full = next_window - batch_first == batches.windows;
+            let last = eof && next_window == windows_total && next_window > batch_first;
+            if full || last {
+                let segmented = out.num_windows();
+                let pending = Pending {
+                    padded: &padded,
+                    base,
+                    first: batch_first,
+                    count: next_window - batch_first,
+                };
+                run_segmentation(nets, pending, &mut span, &mut out)?;
+                batch_first = next_window;
+                if let PartialSelection::UsedBy(params) = selection {
+                    // Until the end every partial a segmented window holds
+                    // exists (the window's samples are all here); at the end
+                    // the last, padded window may reach past the last partial.
+                    let num_partials = if eof {
+                        partial_count(num_samples / MEL_HOP + 1, grid, num_samples)
+                    } else {
+                        usize::MAX
+                    };
+                    let layout = PartialGrid {
+                        step,
+                        partial_grid: grid,
+                        num_partials,
+                    };
+                    for c in segmented..out.num_windows() {
+                        used_scratch.clear();
+                        partials_used(c, out.window(c), layout, params, &mut used_scratch);
+                        for &p in &used_scratch {
+                            if used.len() <= p {
+                                used.resize(p + 1, false);
+                            }
+                            used[p] = true;
+                        }
+                    }
+                }
                 let expected = hint.map_or(next_window, |h| num_windows(h, step).max(next_window));
                 if progress
                     .update(Stage::Segmentation, next_window, expected)
@@ -195,7 +247,14 @@ pub fn infer(
                 {
                     return Err(Error::Cancelled);
                 }
+                continue;
             }
+            if next_window >= windows_total
+                || (!eof && next_window * step + WINDOW_SAMPLES > num_samples)
+            {
+                break;
+            }
+            next_window += 1;
         }
 
         // Mel frames over everything that has arrived.
@@ -211,13 +270,35 @@ pub fn infer(
         let mel_total = mel_base + mel_frames.len();
         // Partials on the grid; at the end, one zero-padded partial when the
         // recording is shorter than a partial.
-        let last_partial = if mel_total >= PARTIAL_FRAMES {
-            (mel_total - PARTIAL_FRAMES) / grid + 1
+        let last_partial = if mel_total >= PARTIAL_FRAMES || eof {
+            partial_count(mel_total, grid, num_samples)
         } else {
-            usize::from(eof && num_samples > 0)
+            0
+        };
+        let layout = PartialGrid {
+            step,
+            partial_grid: grid,
+            num_partials: last_partial,
         };
         while next_partial < last_partial {
-            let first = next_partial * grid - mel_base;
+            let p = next_partial;
+            let wanted = match selection {
+                PartialSelection::All => true,
+                PartialSelection::UsedBy(_) => {
+                    // Known once every window that may hold it is segmented.
+                    let all_segmented = eof && batch_first == windows_total;
+                    if !all_segmented && layout.last_window_holding(p) >= out.num_windows() {
+                        break;
+                    }
+                    used.get(p).copied().unwrap_or(false)
+                }
+            };
+            next_partial += 1;
+            out.partials.resize(next_partial * EMBEDDING_DIM, 0.0);
+            if !wanted {
+                continue;
+            }
+            let first = p * grid - mel_base;
             let available = mel_frames.len().saturating_sub(first).min(PARTIAL_FRAMES);
             for frame in mel_frames.range(first..first + available) {
                 partial_batch.extend_from_slice(frame);
@@ -226,9 +307,9 @@ pub fn infer(
                 partial_batch.len() + (PARTIAL_FRAMES - available) * N_MELS,
                 0.0,
             );
-            next_partial += 1;
-            if partial_batch.len() == batches.partials * PARTIAL_FRAMES * N_MELS {
-                run_encoder(nets, &mut partial_batch, &mut out)?;
+            partial_rows.push(p);
+            if partial_rows.len() == batches.partials {
+                run_encoder(nets, &mut partial_batch, &mut partial_rows, &mut out)?;
             }
         }
         out.embedding_s += started.elapsed().as_secs_f64();
@@ -238,18 +319,15 @@ pub fn infer(
         mel_frames.drain(..keep_mel - mel_base);
         mel_base = keep_mel;
         let keep_sample =
-            (next_window * step + MEL_PAD).min((mel_base + mel_frames.len()) * MEL_HOP);
+            (batch_first * step + MEL_PAD).min((mel_base + mel_frames.len()) * MEL_HOP);
         if keep_sample > base {
             padded.drain(..keep_sample - base);
             base = keep_sample;
         }
     }
-    if !window_batch.is_empty() {
-        run_segmentation(nets, &mut window_batch, &mut out)?;
-    }
-    if !partial_batch.is_empty() {
+    if !partial_rows.is_empty() {
         let started = Instant::now();
-        run_encoder(nets, &mut partial_batch, &mut out)?;
+        run_encoder(nets, &mut partial_batch, &mut partial_rows, &mut out)?;
         out.embedding_s += started.elapsed().as_secs_f64();
     }
     let total = out.num_windows();
@@ -262,17 +340,70 @@ pub fn infer(
     Ok(out)
 }
 
-fn run_segmentation(nets: &Networks, batch: &mut Vec<f32>, out: &mut Inferred) -> Result<()> {
+/// Partials on the grid once `mel_total` mel frames exist; a recording
+/// shorter than one partial (but not empty) gets one zero-padded partial.
+fn partial_count(mel_total: usize, grid: usize, num_samples: usize) -> usize {
+    if mel_total >= PARTIAL_FRAMES {
+        (mel_total - PARTIAL_FRAMES) / grid + 1
+    } else {
+        usize::from(num_samples > 0)
+    }
+}
+
+/// Windows waiting for the segmentation network: `count` windows from
+/// window `first` on, whose samples sit in `padded` (sample `s` at
+/// `padded[s + MEL_PAD - base]`).
+struct Pending<'a> {
+    padded: &'a [f32],
+    base: usize,
+    first: usize,
+    count: usize,
+}
+
+/// Runs the segmentation network on the pending windows, as one span of
+/// samples (windows overlap); past the end of the audio the span is zeros,
+/// which pads the last window as pyannote does.
+fn run_segmentation(
+    nets: &Networks,
+    pending: Pending,
+    span: &mut Vec<f32>,
+    out: &mut Inferred,
+) -> Result<()> {
     let started = Instant::now();
-    out.activity.extend(segment(nets, batch)?);
-    batch.clear();
+    let step = out.step;
+    let start = pending.first * step;
+    let len = (pending.count - 1) * step + WINDOW_SAMPLES;
+    let real = out.num_samples.saturating_sub(start).min(len);
+    let from = start + MEL_PAD - pending.base;
+    span.clear();
+    span.extend_from_slice(&pending.padded[from..from + real]);
+    span.resize(len, 0.0);
+    let signal = Tensor::from_slice(span, len, nets.device)?;
+    let scores = nets.segmentation.forward_windows(&signal, step)?; // (count, 293, 3)
+    out.activity.extend(
+        scores
+            .flatten_all()?
+            .to_device(&Device::Cpu)?
+            .to_vec1::<f32>()?,
+    );
     out.segmentation_s += started.elapsed().as_secs_f64();
     Ok(())
 }
 
-fn run_encoder(nets: &Networks, batch: &mut Vec<f32>, out: &mut Inferred) -> Result<()> {
-    out.partials.extend(embed_partials(nets, batch)?);
+fn run_encoder(
+    nets: &Networks,
+    batch: &mut Vec<f32>,
+    rows: &mut Vec<usize>,
+    out: &mut Inferred,
+) -> Result<()> {
+    let n = rows.len();
+    let embeddings = embed_partials(nets, batch)?;
+    for (&p, row) in rows.iter().zip(embeddings.chunks_exact(EMBEDDING_DIM)) {
+        out.partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM].copy_from_slice(row);
+    }
+    out.partials_embedded += n;
     batch.clear();
+    rows.clear();
     Ok(())
 }
 

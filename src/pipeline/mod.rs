@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 
-pub use infer::{Batches, SampleSource, SliceSource};
+pub use infer::{Batches, PartialSelection, SampleSource, SliceSource};
 pub use options::{DiarizeOptions, SpeakerCount};
 pub use params::PipelineParams;
 
@@ -152,6 +152,7 @@ impl Pipeline {
             step,
             self.params.partial_grid,
             batches,
+            infer::PartialSelection::UsedBy(&self.params),
             progress,
         )?;
         let mut timings = StageTimings {

@@ -7,9 +7,12 @@
 //!
 //! SWEEP="join=0.6,0.65,0.7;support=2,4" cargo run --release --example live_tune -- ../shared/dev-set
 
+#[path = "common/inferred_cache.rs"]
+mod inferred_cache;
+
 use std::path::PathBuf;
 
-use diarist::audio::{self, SAMPLE_RATE};
+use diarist::audio::SAMPLE_RATE;
 use diarist::eval;
 use diarist::export::read_rttm;
 use diarist::models::{
@@ -17,7 +20,7 @@ use diarist::models::{
 };
 use diarist::pipeline::frames::{LOCAL_SPEAKERS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use diarist::pipeline::streaming::{LiveParams, LiveState, LiveTurn};
-use diarist::pipeline::{Batches, PipelineParams, SliceSource, infer};
+use diarist::pipeline::{PipelineParams, infer};
 
 fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(
@@ -48,26 +51,7 @@ fn main() -> anyhow::Result<()> {
         let reference = read_rttm(&wav.with_extension("rttm"))?
             .remove(&uri)
             .unwrap_or_default();
-        let cache = std::env::temp_dir().join(format!("diarist-tune-{uri}-{step}-{grid}.bin"));
-        let inferred = match load(&cache, step, grid) {
-            Some(i) => i,
-            None => {
-                let samples = audio::decode_file(&wav)?;
-                let batches = Batches {
-                    windows: 16,
-                    partials: 64,
-                };
-                infer::infer(
-                    &nets,
-                    &mut SliceSource::new(&samples),
-                    step,
-                    grid,
-                    batches,
-                    infer::PartialSelection::All,
-                    &mut (),
-                )?
-            }
-        };
+        let inferred = inferred_cache::inferred(&nets, &wav, step, grid)?;
         let n_ref = reference
             .iter()
             .map(|t| t.speaker.clone())
@@ -149,22 +133,4 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn load(path: &std::path::Path, step: usize, grid: usize) -> Option<infer::Inferred> {
-    let bytes = std::fs::read(path).ok()?;
-    let word = |k: usize| u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().unwrap()) as usize;
-    let (num_samples, na, np) = (word(0), word(1), word(2));
-    let floats: Vec<f32> = bytes[24..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Some(infer::Inferred {
-        num_samples,
-        step,
-        activity: floats[..na].to_vec(),
-        partial_grid: grid,
-        partials: floats[na..na + np].to_vec(),
-        ..Default::default()
-    })
 }

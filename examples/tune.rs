@@ -5,16 +5,17 @@
 //!
 //! cargo run --release --example tune -- ../shared/dev-set [step_s]
 
+#[path = "common/inferred_cache.rs"]
+mod inferred_cache;
+
 use std::path::PathBuf;
 
-use diarist::audio::{self, SAMPLE_RATE};
+use diarist::audio::SAMPLE_RATE;
 use diarist::export::read_rttm;
 use diarist::models::{
     embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation, weights,
 };
-use diarist::pipeline::{
-    Batches, PipelineParams, SliceSource, SpeakerCount, clustering, embeddings, infer, reconstruct,
-};
+use diarist::pipeline::{PipelineParams, SpeakerCount, clustering, embeddings, infer, reconstruct};
 use diarist::{Turn, eval};
 
 fn main() -> anyhow::Result<()> {
@@ -46,27 +47,7 @@ fn main() -> anyhow::Result<()> {
             .remove(&uri)
             .unwrap_or_default();
         let step = (step_s * SAMPLE_RATE as f64).round() as usize;
-        let cache = std::env::temp_dir().join(format!("diarist-tune-{uri}-{step}-{grid}.bin"));
-        let inferred = match load(&cache, step, grid) {
-            Some(i) => i,
-            None => {
-                let samples = audio::decode_file(&wav)?;
-                let i = infer::infer(
-                    &nets,
-                    &mut SliceSource::new(&samples),
-                    step,
-                    grid,
-                    Batches {
-                        windows: 16,
-                        partials: 64,
-                    },
-                    infer::PartialSelection::All,
-                    &mut (),
-                )?;
-                save(&cache, &i)?;
-                i
-            }
-        };
+        let inferred = inferred_cache::inferred(&nets, &wav, step, grid)?;
         let n_ref = reference
             .iter()
             .map(|t| t.speaker.clone())
@@ -156,34 +137,4 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn save(path: &std::path::Path, i: &infer::Inferred) -> anyhow::Result<()> {
-    let mut bytes = Vec::new();
-    for n in [i.num_samples, i.activity.len(), i.partials.len()] {
-        bytes.extend((n as u64).to_le_bytes());
-    }
-    for v in i.activity.iter().chain(&i.partials) {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes)?;
-    Ok(())
-}
-
-fn load(path: &std::path::Path, step: usize, grid: usize) -> Option<infer::Inferred> {
-    let bytes = std::fs::read(path).ok()?;
-    let word = |k: usize| u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().unwrap()) as usize;
-    let (num_samples, na, np) = (word(0), word(1), word(2));
-    let floats: Vec<f32> = bytes[24..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Some(infer::Inferred {
-        num_samples,
-        step,
-        activity: floats[..na].to_vec(),
-        partial_grid: grid,
-        partials: floats[na..na + np].to_vec(),
-        ..Default::default()
-    })
 }

@@ -9,6 +9,7 @@ use pathfinding::matrix::Matrix;
 
 use super::embeddings::LocalSpeaker;
 use super::params::PipelineParams;
+use super::vector::{dot, normalize};
 use crate::pipeline::SpeakerCount;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,31 +269,6 @@ fn cosine_distances(vectors: &[&[f32]]) -> Vec<f64> {
         condensed.extend(part);
     }
     condensed
-}
-
-/// Eight independent partial sums, so the compiler can keep them in one
-/// SIMD register: a single running sum is a chain of dependent adds, and
-/// the all-pairs distances of a long recording (millions of dot products)
-/// made that chain the slowest part of clustering.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut sums = [0.0f32; LANES];
-    let (a_head, a_tail) = a.split_at(a.len() - a.len() % LANES);
-    let (b_head, b_tail) = b.split_at(a_head.len().min(b.len()));
-    for (x, y) in a_head.chunks_exact(LANES).zip(b_head.chunks_exact(LANES)) {
-        for lane in 0..LANES {
-            sums[lane] += x[lane] * y[lane];
-        }
-    }
-    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
-    sums.iter().sum::<f32>() + tail
-}
-
-fn normalize(v: &mut [f32]) {
-    let norm = dot(v, v).sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
 }
 
 #[cfg(test)]

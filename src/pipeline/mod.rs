@@ -12,6 +12,7 @@ pub mod options;
 pub mod params;
 pub mod reconstruct;
 pub mod streaming;
+pub(crate) mod vector;
 
 use std::path::Path;
 use std::time::Instant;

@@ -12,6 +12,8 @@
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
+use super::vector::{dot, normalize};
+
 /// A speaker heard so far.
 #[derive(Debug, Clone)]
 pub struct LiveSpeaker {
@@ -183,17 +185,6 @@ impl OnlineClusters {
                     .unwrap_or(s)
             })
             .collect()
-    }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn normalize(v: &mut [f32]) {
-    let norm = dot(v, v).sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
     }
 }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::diarization::{Diarization, Turn};
 use crate::export::SpeakerNames;
+use crate::pipeline::vector::dot;
 
 /// Weight of embedding similarity against the overlap fraction.
 const EMBEDDING_WEIGHT: f64 = 0.5;
@@ -138,10 +139,6 @@ fn overlap_s(ta: &[Turn], a: &str, tb: &[Turn], b: &str) -> f64 {
         }
     }
     total
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[cfg(test)]

@@ -533,29 +533,12 @@ impl<D: Diarizer> Worker<D> {
             && self.backend.is_gpu()
             && falls_back(e)
         {
-            let from = self.backend;
-            // candle appends a backtrace to some errors: users get its
-            // first line, the part that says what went wrong.
-            let message = e.to_string();
-            let reason = message
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            self.shared.hub.emit(Event::Fallback {
-                job,
-                from,
-                reason: reason.clone(),
+            let (announced, reloaded) = self.fall_back_after(job, e);
+            fallback = Some(announced);
+            outcome = reloaded.and_then(|()| {
+                let batch_size = self.batch_size();
+                self.attempt(job, spec, batch_size)
             });
-            outcome = match self.fall_back_to_cpu(format!("{from} failed: {reason}")) {
-                Ok(()) => {
-                    let batch_size = self.batch_size();
-                    self.attempt(job, spec, batch_size)
-                }
-                Err(load_error) => Err(load_error),
-            };
-            fallback = Some(Fallback { from, reason });
         }
         let event = match outcome {
             Ok(result) => Event::Done {
@@ -686,6 +669,28 @@ impl<D: Diarizer> Worker<D> {
         });
     }
 
+    /// Announces that `job` failed on the GPU with `error` and reloads the
+    /// pipeline on the CPU; the caller re-runs the work when that loaded.
+    fn fall_back_after(&mut self, job: JobId, error: &Error) -> (Fallback, Result<()>) {
+        let from = self.backend;
+        // candle appends a backtrace to some errors: users get its first
+        // line, the part that says what went wrong.
+        let message = error.to_string();
+        let reason = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        self.shared.hub.emit(Event::Fallback {
+            job,
+            from,
+            reason: reason.clone(),
+        });
+        let reloaded = self.fall_back_to_cpu(format!("{from} failed: {reason}"));
+        (Fallback { from, reason }, reloaded)
+    }
+
     /// One live computation; on a GPU failure, falls back to the CPU and
     /// re-runs it there (the state's cursors only move on success).
     fn live_step(
@@ -697,21 +702,9 @@ impl<D: Diarizer> Worker<D> {
         let outcome = self.live_attempt(state);
         match outcome {
             Err(e) if self.backend.is_gpu() && falls_back(&e) => {
-                let from = self.backend;
-                let message = e.to_string();
-                let reason = message
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                self.shared.hub.emit(Event::Fallback {
-                    job,
-                    from,
-                    reason: reason.clone(),
-                });
-                self.fall_back_to_cpu(format!("{from} failed: {reason}"))?;
-                *fallback = Some(Fallback { from, reason });
+                let (announced, reloaded) = self.fall_back_after(job, &e);
+                reloaded?;
+                *fallback = Some(announced);
                 self.live_attempt(state)
             }
             other => other,

@@ -4,6 +4,8 @@
 icon.png      512x512 app icon: a rounded square with two speaker lanes of turns.
 tray.png       44x44 monochrome template icon for the menu bar (black + alpha;
                macOS tints template icons itself).
+tray-recording.png  the same while recording: the lanes squeezed left of a
+               solid "record" dot, a shape that reads without colour.
 Both are RGBA PNGs, as Tauri requires. Run: python3 icons/make_icons.py
 """
 import os
@@ -90,6 +92,14 @@ def tray_icon(x, y):
     return None
 
 
+def tray_recording_icon(x, y):
+    if (x - 0.8) ** 2 + (y - 0.5) ** 2 <= 0.19 ** 2:
+        return (0, 0, 0, 1.0)
+    # The lanes in the left 56 %.
+    return tray_icon(x / 0.56, y) if x < 0.56 else None
+
+
 if __name__ == "__main__":
     png(os.path.join(HERE, "icon.png"), 512, 512, render(512, app_icon))
     png(os.path.join(HERE, "tray.png"), 44, 44, render(44, tray_icon))
+    png(os.path.join(HERE, "tray-recording.png"), 44, 44, render(44, tray_recording_icon))

@@ -13,6 +13,12 @@ const COMMANDS: &[&str] = &[
     "set_safe_mode",
     "save_defaults",
     "watch_stats",
+    "open_recovered",
+    "start_recording",
+    "stop_recording",
+    "rename_live_speaker",
+    "list_microphones",
+    "set_microphone",
     "e2e_drop",
 ];
 

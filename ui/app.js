@@ -3,9 +3,10 @@
 
 import * as ipc from "./ipc.js";
 import * as status from "./status.js";
-import { h } from "./util.js";
+import { h, clock } from "./util.js";
 import { Queue } from "./queue.js";
 import { Results } from "./results.js";
+import { Recording } from "./recording.js";
 import { speakerCountInput } from "./speakers-input.js";
 
 const $ = (id) => document.getElementById(id);
@@ -54,13 +55,63 @@ async function main() {
     queue.select(job);
     results.show(job);
   };
+  // The final pass of the recording that just stopped.
+  let finalPass = null;
   const queue = new Queue($("queue"), $("queue-empty"), {
-    onSelect: select,
-    // Show a result when nothing is shown yet, or when it re-ran the one shown.
+    onSelect: (job) => {
+      recording.close();
+      select(job);
+    },
+    // Show a result when nothing is shown yet, when it re-ran the one shown,
+    // or when it is the recording just made.
     onDone: (job) => {
-      if (!selected || job.rerunOf === selected) select(job);
+      if (job === finalPass) {
+        recording.close();
+        select(job);
+      } else if (!selected || job.rerunOf === selected) {
+        select(job);
+      }
+    },
+    onSettled: (job) => {
+      if (job !== finalPass) return;
+      finalPass = null;
+      if (job.state !== "done") {
+        recording.close();
+        toast(`The recording is saved, but it could not be diarized: ${job.error || job.state}`, "error");
+      }
     },
   });
+
+  const recording = new Recording({
+    toast,
+    inputDevice: settings.inputDevice,
+    onVisible: (shown) => document.body.classList.toggle("recording-shown", shown),
+    onStopped: (stopped) => {
+      toast(`Saved ${stopped.name} (${clock(stopped.durationS)})`);
+      finalPass = queue.add({ path: stopped.path, name: stopped.name }, defaultCount.value());
+    },
+  });
+  if (state.recording) recording.resume();
+  ipc.onAppError((err) => toast(err.message || String(err), "error"));
+
+  if (state.recovered.length) {
+    const n = state.recovered.length;
+    const list = state.recovered
+      .map((r) => `${r.path.split(/[\\/]/).pop()} (${clock(r.durationS)})`)
+      .join(", ");
+    $("recovered-text").textContent =
+      `Diarist was closed while recording. ${n === 1 ? "This recording was" : `These ${n} recordings were`} repaired and kept: ${list}.`;
+    $("recovered").hidden = false;
+    const dismiss = () => ($("recovered").hidden = true);
+    $("recovered-dismiss").addEventListener("click", dismiss);
+    $("recovered-queue").addEventListener("click", () => {
+      dismiss();
+      ipc.openRecovered().catch((err) => toast(err.message || String(err), "error"));
+    });
+  }
+  for (const [path, reason] of state.unrecoverable) {
+    toast(`An unfinished recording could not be repaired: ${path}: ${reason}`, "error");
+  }
 
   ipc.onInputsAdded(({ files, emptyFolders }) => {
     for (const file of files) queue.add(file, defaultCount.value());
@@ -85,6 +136,10 @@ async function main() {
     if (mod && e.key.toLowerCase() === "o") {
       e.preventDefault();
       open(e.shiftKey);
+    } else if (mod && e.shiftKey && e.key.toLowerCase() === "r" && !state.recordShortcutGlobal) {
+      // Taken system-wide when the desktop allows; here otherwise.
+      e.preventDefault();
+      recording.toggle();
     } else if (mod && e.key.toLowerCase() === "e") {
       e.preventDefault();
       results.export();
@@ -105,6 +160,7 @@ async function main() {
       drop: (paths) => ipc.e2eDrop(paths),
       result: (job) => ipc.getResult(job),
       selectedJob: () => selected?.id ?? null,
+      recording: () => recording.recording,
     };
   }
   document.body.dataset.ready = "true";

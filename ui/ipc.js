@@ -38,6 +38,17 @@ export const saveDefaults = (speakers, format) =>
   invoke("save_defaults", { speakers, format });
 export const watchStats = (on) => invoke("watch_stats", { on });
 
+/** Queues the recordings repaired at start; they arrive as "inputs-added". */
+export const openRecovered = () => invoke("open_recovered");
+
+/** Starts / stops recording; what follows arrives as recording events. */
+export const startRecording = () => invoke("start_recording");
+export const stopRecording = () => invoke("stop_recording");
+export const renameLiveSpeaker = (liveJob, label, name) =>
+  invoke("rename_live_speaker", { liveJob, label, name });
+export const listMicrophones = () => invoke("list_microphones");
+export const setMicrophone = (id) => invoke("set_microphone", { id });
+
 /** The end-to-end test's stand-in for a drop; refused outside test runs. */
 export const e2eDrop = (paths) => invoke("e2e_drop", { paths });
 
@@ -67,6 +78,11 @@ export const onBackendChanged = on("backend-changed");
 export const onSafeModeChanged = on("safe-mode-changed");
 export const onFallback = on("fallback");
 export const onStats = on("stats");
+export const onAppError = on("app-error");
+export const onRecordingStarted = on("recording-started");
+export const onRecordingStatus = on("recording-status");
+export const onLiveTurn = on("live-turn");
+export const onRecordingStopped = on("recording-stopped");
 
 /** Drag feedback for the drop zone; the drop itself is handled in Rust. */
 export function onDragState(handler) {

@@ -26,11 +26,13 @@ const BACKEND_TEXT = { cpu: "CPU", cuda: "CUDA", metal: "Metal", "simulated-gpu"
 let nextKey = 1;
 
 export class Queue {
-  constructor(list, empty, { onSelect, onDone }) {
+  /** `onDone(job)` on success; `onSettled(job)` on any end (done, failed, cancelled). */
+  constructor(list, empty, { onSelect, onDone, onSettled = () => {} }) {
     this.list = list;
     this.empty = empty;
     this.onSelect = onSelect;
     this.onDone = onDone;
+    this.onSettled = onSettled;
     this.jobs = [];
   }
 
@@ -132,13 +134,25 @@ export class Queue {
         return;
     }
     this.update(job);
-    if (job.state === "done") this.onDone(job);
+    if (job.state === "done") {
+      // A result may come with names already (a recording's final pass
+      // inherits the names given to live voices): fetch them first.
+      ipc.getResult(data.job)
+        .then((view) => (job.names = view.names), () => {})
+        .finally(() => {
+          this.onDone(job);
+          this.onSettled(job);
+        });
+    } else if (job.state === "cancelled") {
+      this.onSettled(job);
+    }
   }
 
   fail(job, message) {
     job.state = "failed";
     job.error = message;
     this.update(job);
+    this.onSettled(job);
   }
 
   update(job) {

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use diarist::audio::capture::{InputDevice, list_input_devices};
 use diarist::export::{self, Format};
+use diarist::record::Recovered;
 use diarist::runtime::{Event, JobId, JobSpec};
 use diarist::{Diarization, DiarizeOptions, SpeakerCount};
 use serde::Serialize;
@@ -15,6 +17,7 @@ use tauri_plugin_dialog::DialogExt;
 
 use crate::error::CommandError;
 use crate::grants::AUDIO_EXTENSIONS;
+use crate::recording::{self, Started, Stopped};
 use crate::settings::{self, Settings};
 use crate::shell::{self, BackendView, InputsAdded, Shell};
 use crate::{e2e, locate};
@@ -47,6 +50,17 @@ pub struct AppState {
     pub backend: BackendView,
     pub formats: Vec<FormatView>,
     pub sample_available: bool,
+    /// A recording is running (the page was reloaded during it).
+    pub recording: bool,
+    /// Recordings a crash left unfinished, repaired at start: the window
+    /// offers to diarize them.
+    pub recovered: Vec<Recovered>,
+    /// ...and those that could not be repaired, with the reason.
+    pub unrecoverable: Vec<(PathBuf, String)>,
+    /// The shortcut that starts and stops a recording...
+    pub record_shortcut: &'static str,
+    /// ...taken system-wide; when not, the window handles it while focused.
+    pub record_shortcut_global: bool,
     /// The end-to-end test drives this instance (debug builds only).
     pub e2e: bool,
 }
@@ -65,6 +79,11 @@ pub fn app_state(shell: State<'_, Shell>) -> AppState {
             })
             .collect(),
         sample_available: locate::sample().is_some(),
+        recording: shell.recordings.is_recording(),
+        recovered: shell.recordings.recovered().to_vec(),
+        unrecoverable: shell.recordings.unrecoverable().to_vec(),
+        record_shortcut: recording::SHORTCUT,
+        record_shortcut_global: shell.recordings.shortcut_registered(),
         e2e: shell.e2e_dir.is_some(),
     }
 }
@@ -116,6 +135,65 @@ pub fn try_sample<R: Runtime>(app: AppHandle<R>) -> Result<InputsAdded, CommandE
         )
     })?;
     Ok(shell::accept_inputs(&app, &[sample], "sample"))
+}
+
+/// Takes in the recordings repaired at start that still exist, as a drop
+/// of them would: the window queues them.
+#[tauri::command]
+pub fn open_recovered<R: Runtime>(app: AppHandle<R>, shell: State<'_, Shell>) -> InputsAdded {
+    let paths: Vec<PathBuf> = shell
+        .recordings
+        .recovered()
+        .iter()
+        .map(|r| r.path.clone())
+        .filter(|p| p.is_file())
+        .collect();
+    shell::accept_inputs(&app, &paths, "recovered")
+}
+
+/// Starts recording from the chosen microphone; status and live turns
+/// follow as `recording-status` and `live-turn` events.
+#[tauri::command]
+pub fn start_recording<R: Runtime>(app: AppHandle<R>) -> Result<Started, CommandError> {
+    recording::start(&app)
+}
+
+/// Stops the recording and finishes its file (`None` when none was
+/// running); the window then queues it for the final pass.
+#[tauri::command]
+pub fn stop_recording<R: Runtime>(app: AppHandle<R>) -> Result<Option<Stopped>, CommandError> {
+    recording::stop(&app)
+}
+
+/// Names a live speaker during a recording; the name follows that voice
+/// into the final result.
+#[tauri::command]
+pub fn rename_live_speaker(
+    shell: State<'_, Shell>,
+    live_job: u64,
+    label: String,
+    name: String,
+) -> Result<(), CommandError> {
+    shell.jobs.rename_live(JobId(live_job), &label, &name)
+}
+
+/// The microphones the system offers, the default first.
+#[tauri::command]
+pub async fn list_microphones() -> Result<Vec<InputDevice>, CommandError> {
+    let mut devices = tauri::async_runtime::spawn_blocking(list_input_devices)
+        .await
+        .map_err(|e| CommandError::new("shell", e.to_string()))??;
+    devices.sort_by_key(|d| !d.is_default);
+    Ok(devices)
+}
+
+/// Remembers the microphone to record from (`None`: the system default).
+#[tauri::command]
+pub fn set_microphone(
+    shell: State<'_, Shell>,
+    id: Option<String>,
+) -> Result<Settings, CommandError> {
+    shell.settings.update(|s| s.input_device = id)
 }
 
 /// What the window shows on a new queue row before the first event.
@@ -325,7 +403,54 @@ mod tests {
     use tauri::{App, Listener, Manager, WebviewWindow, WebviewWindowBuilder};
 
     use super::*;
+    use crate::recording::{InputFactory, Recordings};
     use crate::settings::SettingsStore;
+
+    /// A "microphone" that plays a 440 Hz tone in real time, at 48 kHz
+    /// stereo like many real ones.
+    fn tone() -> InputFactory {
+        Box::new(|_device| {
+            Box::new(|| {
+                let (rate, channels) = (48_000u32, 2usize);
+                let (mut producer, consumer) = rtrb::RingBuffer::<f32>::new(rate as usize * channels);
+                let health = std::sync::Arc::new(diarist::audio::capture::CaptureHealth::default());
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let thread_stop = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let mut n = 0usize;
+                    while !thread_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        let due = (started.elapsed().as_secs_f64() * f64::from(rate)) as usize;
+                        while n < due {
+                            let v = 0.5 * (std::f32::consts::TAU * 440.0 * n as f32 / rate as f32).sin();
+                            for _ in 0..channels {
+                                let _ = producer.push(v);
+                            }
+                            n += 1;
+                        }
+                    }
+                });
+                /// Stops the tone when the recorder lets go of the input.
+                struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+                impl Drop for StopOnDrop {
+                    fn drop(&mut self) {
+                        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Ok(diarist::record::OpenedInput {
+                    format: diarist::audio::capture::InputFormat {
+                        sample_rate: rate,
+                        channels,
+                    },
+                    samples: consumer,
+                    health,
+                    name: "test tone".into(),
+                    keep_alive: Box::new(StopOnDrop(stop)),
+                })
+            })
+        })
+    }
 
     /// Returns two speakers for any file, after reporting progress once.
     struct TwoSpeakers;
@@ -376,7 +501,11 @@ mod tests {
     }
 
     fn app_with(configure: impl FnOnce(&mut EngineConfig)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        app_in(tempfile::tempdir().unwrap(), configure)
+    }
+
+    /// An app whose settings, recordings and test saves live in `dir`.
+    fn app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut EngineConfig)) -> TestApp {
         let app = crate::with_commands(mock_builder())
             .build(mock_context(noop_assets()))
             .unwrap();
@@ -384,7 +513,8 @@ mod tests {
         configure(&mut config);
         let engine = Engine::start::<TwoSpeakers>(config).unwrap();
         let settings = SettingsStore::load(Some(dir.path().join("settings.json")));
-        let shell = Shell::new(engine, settings, Some(dir.path().to_path_buf()));
+        let recordings = Recordings::new(Some(dir.path().join("recordings")), tone());
+        let shell = Shell::new(engine, settings, recordings, Some(dir.path().to_path_buf()));
         crate::manage_shell(app.handle(), shell).unwrap();
         let window = WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
@@ -618,5 +748,132 @@ mod tests {
         assert_eq!(state["sampleAvailable"], true);
         assert_eq!(state["backend"]["label"], "CPU");
         assert_eq!(state["e2e"], true);
+    }
+
+    #[test]
+    fn a_recording_streams_its_status_and_ends_as_a_granted_file() {
+        let t = app();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for name in [
+            recording::events::STARTED,
+            recording::events::STATUS,
+            recording::events::STOPPED,
+        ] {
+            let tx = tx.clone();
+            t.window.listen_any(name, move |e| {
+                let _ = tx.send((name, e.payload().to_string()));
+            });
+        }
+        let started = invoke(&t.window, "start_recording", json!({})).unwrap();
+        assert_eq!(started["device"], "test tone");
+        let path = PathBuf::from(started["path"].as_str().unwrap());
+        assert!(path.starts_with(t.dir.path().join("recordings")), "{path:?}");
+        let again = invoke(&t.window, "start_recording", json!({})).unwrap_err();
+        assert_eq!(again["code"], "busy");
+        assert_eq!(invoke(&t.window, "app_state", json!({})).unwrap()["recording"], true);
+
+        // Status comes about ten times a second, with the tone's level.
+        let mut statuses = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while statuses.len() < 8 && Instant::now() < deadline {
+            if let Ok((recording::events::STATUS, payload)) =
+                rx.recv_timeout(Duration::from_secs(1))
+            {
+                statuses.push(serde_json::from_str::<Value>(&payload).unwrap());
+            }
+        }
+        assert!(statuses.len() >= 8, "{statuses:?}");
+        let last = statuses.last().unwrap();
+        assert!(last["elapsedS"].as_f64().unwrap() > 0.3, "{last}");
+        assert!(last["level"].as_f64().unwrap() > 0.4, "{last}");
+
+        let stopped = invoke(&t.window, "stop_recording", json!({})).unwrap();
+        assert_eq!(stopped["ended"]["reason"], "stopped");
+        assert!(stopped["durationS"].as_f64().unwrap() > 0.5, "{stopped}");
+        let wav = hound::WavReader::open(&path).unwrap();
+        assert_eq!(wav.spec().sample_rate, 16_000);
+        assert!(wav.len() >= 8_000);
+        assert!(!diarist::record::marker_path(&path).exists());
+        assert_eq!(invoke(&t.window, "stop_recording", json!({})).unwrap(), Value::Null);
+        let stopped_event = rx
+            .iter()
+            .find(|(name, _)| *name == recording::events::STOPPED)
+            .unwrap();
+        assert!(stopped_event.1.contains(r#""reason":"stopped""#), "{}", stopped_event.1);
+
+        // The recording is the user's: it queues like a dropped file.
+        let queued = invoke(
+            &t.window,
+            "queue_file",
+            json!({ "path": path, "speakers": { "mode": "auto" }, "onEvent": "__CHANNEL__:5" }),
+        )
+        .unwrap();
+        let view = wait_for_result(&t.window, queued["job"].as_u64().unwrap());
+        assert_eq!(view["result"]["speakers"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unfinished_recordings_are_repaired_and_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(&recordings).unwrap();
+        // A crash left a WAV whose header still says "empty" and its marker.
+        let wav = recordings.join("2026-11-27_10-00-00.wav");
+        let mut bytes = silent_wav(16_000);
+        bytes[4..8].copy_from_slice(&36u32.to_le_bytes());
+        bytes[40..44].copy_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&wav, &bytes).unwrap();
+        std::fs::write(diarist::record::marker_path(&wav), b"").unwrap();
+
+        let t = app_in(dir, |_| {});
+        assert!(!diarist::record::marker_path(&wav).exists());
+        let state = invoke(&t.window, "app_state", json!({})).unwrap();
+        let recovered = state["recovered"].as_array().unwrap();
+        assert_eq!(recovered.len(), 1, "{state}");
+        assert_eq!(recovered[0]["path"], json!(wav));
+        assert!((recovered[0]["durationS"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+
+        // Offered = taken in like a drop: granted, playable, announced.
+        let offered = invoke(&t.window, "open_recovered", json!({})).unwrap();
+        assert_eq!(offered["origin"], "recovered");
+        assert_eq!(offered["files"][0]["path"], json!(wav));
+        assert!(t.window.asset_protocol_scope().is_allowed(&wav));
+        invoke(
+            &t.window,
+            "queue_file",
+            json!({ "path": wav, "speakers": { "mode": "auto" }, "onEvent": "__CHANNEL__:9" }),
+        )
+        .unwrap();
+    }
+
+    /// A valid 16 kHz mono WAV of `n` silent samples.
+    fn silent_wav(n: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend(b"RIFF");
+        bytes.extend((36 + 2 * n).to_le_bytes());
+        bytes.extend(b"WAVEfmt ");
+        bytes.extend(16u32.to_le_bytes());
+        bytes.extend(1u16.to_le_bytes());
+        bytes.extend(1u16.to_le_bytes());
+        bytes.extend(16_000u32.to_le_bytes());
+        bytes.extend(32_000u32.to_le_bytes());
+        bytes.extend(2u16.to_le_bytes());
+        bytes.extend(16u16.to_le_bytes());
+        bytes.extend(b"data");
+        bytes.extend((2 * n).to_le_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, 2 * n as usize));
+        bytes
+    }
+
+    #[test]
+    fn the_chosen_microphone_persists() {
+        let t = app();
+        let saved = invoke(&t.window, "set_microphone", json!({ "id": "alsa:pulse" })).unwrap();
+        assert_eq!(saved["inputDevice"], "alsa:pulse");
+        let again = SettingsStore::load(Some(t.dir.path().join("settings.json"))).get();
+        assert_eq!(again.input_device.as_deref(), Some("alsa:pulse"));
+        invoke(&t.window, "set_microphone", json!({ "id": null })).unwrap();
+        let cleared = SettingsStore::load(Some(t.dir.path().join("settings.json"))).get();
+        assert_eq!(cleared.input_device, None);
     }
 }

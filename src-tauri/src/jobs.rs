@@ -1,13 +1,17 @@
 //! The jobs the window submitted: each one's `Channel` (per-job events go
 //! there, as STYLE.md convention 6 asks) and, once done, its result with the
 //! user's edits. The engine's event thread calls [`Jobs::route`].
+//!
+//! A recording's live session leaves the names the user gave its live
+//! speakers here; the recording's final pass inherits them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use diarist::Diarization;
 use diarist::export::SpeakerNames;
+use diarist::record::map_live_to_final;
 use diarist::runtime::{Engine, Event, JobId, JobSpec};
 use tauri::ipc::Channel;
 
@@ -30,9 +34,19 @@ pub struct Edited {
     pub names: SpeakerNames,
 }
 
+/// A recording's live session, until the recording's final pass is done.
+struct LiveNames {
+    path: PathBuf,
+    /// The live diarization (with the live speakers' centroids), once the
+    /// session ended.
+    live: Option<Diarization>,
+    names: SpeakerNames,
+}
+
 #[derive(Default)]
 pub struct Jobs {
     entries: Mutex<HashMap<JobId, Entry>>,
+    live: Mutex<HashMap<JobId, LiveNames>>,
 }
 
 impl Jobs {
@@ -73,6 +87,9 @@ impl Jobs {
         };
         if let Event::Done { result, .. } = event {
             entry.result = Some((**result).clone());
+            if let Some(names) = self.names_from_live(&entry.path, result) {
+                entry.names = names;
+            }
         }
         if let Some(channel) = &entry.channel
             && channel.send(event.clone()).is_err()
@@ -87,6 +104,59 @@ impl Jobs {
             entry.channel = None;
         }
         true
+    }
+
+    /// `live_job` is the live session of the recording at `path`.
+    pub fn expect_live(&self, live_job: JobId, path: PathBuf) {
+        lock(&self.live).insert(
+            live_job,
+            LiveNames {
+                path,
+                live: None,
+                names: SpeakerNames::new(),
+            },
+        );
+    }
+
+    /// A live session that never got its recording (the input failed).
+    pub fn forget_live(&self, live_job: JobId) {
+        lock(&self.live).remove(&live_job);
+    }
+
+    /// Names a live speaker; a blank name restores the label.
+    pub fn rename_live(&self, live_job: JobId, label: &str, name: &str) -> Result<(), CommandError> {
+        let mut live = lock(&self.live);
+        let session = live
+            .get_mut(&live_job)
+            .ok_or(CommandError::unknown_job(live_job.0))?;
+        session.names.insert(label, name.trim());
+        Ok(())
+    }
+
+    /// Keeps the live result of a session for its recording's final pass;
+    /// false when `live_job` is no live session of this app.
+    pub fn live_done(&self, live_job: JobId, result: &Diarization) -> bool {
+        match lock(&self.live).get_mut(&live_job) {
+            Some(session) => {
+                session.live = Some(result.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The final speakers' names when `result` is the final pass of a
+    /// recording whose live speakers were named: each name goes to the final
+    /// speaker that voice became. Consumed: a later re-run starts afresh.
+    fn names_from_live(&self, path: &Path, result: &Diarization) -> Option<SpeakerNames> {
+        let mut live = lock(&self.live);
+        let job = live
+            .iter()
+            .find(|(_, s)| s.path == path && s.live.is_some())
+            .map(|(job, _)| *job)?;
+        let session = live.remove(&job)?;
+        let live_result = session.live?;
+        Some(map_live_to_final(&live_result, result, &session.names).names)
     }
 
     pub fn path(&self, job: JobId) -> Option<PathBuf> {

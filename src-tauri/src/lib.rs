@@ -5,9 +5,9 @@
 //!
 //! `shell` holds the state and shared actions, `commands` the window's
 //! commands, `tray` the menu-bar icon, `grants` the files the user gave,
-//! `jobs` the submitted jobs, `edit` rename and merge, `settings` what
-//! persists, `stats` the status bar, `locate` the bundled files, `e2e` the
-//! end-to-end test's hooks.
+//! `jobs` the submitted jobs, `edit` rename and merge, `recording` the
+//! microphone, `settings` what persists, `stats` the status bar, `locate` the
+//! bundled files, `e2e` the end-to-end test's hooks.
 
 mod commands;
 mod e2e;
@@ -16,6 +16,7 @@ mod error;
 mod grants;
 mod jobs;
 mod locate;
+mod recording;
 mod settings;
 mod shell;
 mod stats;
@@ -24,9 +25,11 @@ mod tray;
 use diarist::pipeline::Pipeline;
 use diarist::runtime::{Engine, EngineConfig};
 use tauri::{App, AppHandle, DragDropEvent, Manager, RunEvent, Runtime, Window, WindowEvent};
+use tauri_plugin_global_shortcut::{GlobalShortcutExt, ShortcutState};
 
 pub use error::CommandError;
 
+use crate::recording::Recordings;
 use crate::settings::SettingsStore;
 use crate::shell::Shell;
 
@@ -69,6 +72,12 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::set_safe_mode,
         commands::save_defaults,
         commands::watch_stats,
+        commands::open_recovered,
+        commands::start_recording,
+        commands::stop_recording,
+        commands::rename_live_speaker,
+        commands::list_microphones,
+        commands::set_microphone,
         commands::e2e_drop,
     ])
 }
@@ -91,16 +100,55 @@ fn setup(app: &mut App) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = EngineConfig::new(models);
     config.safe_mode = safe_mode;
     let engine = Engine::start::<Pipeline>(config)?;
+    let recordings = Recordings::new(
+        app.path()
+            .app_data_dir()
+            .ok()
+            .map(|d| recording::folder(&d)),
+        Recordings::microphone_input(),
+    );
     let e2e_dir = e2e::dir_from_env();
     let test_run = e2e_dir.is_some();
-    manage_shell(app.handle(), Shell::new(engine, settings, e2e_dir))?;
+    manage_shell(app.handle(), Shell::new(engine, settings, recordings, e2e_dir))?;
     if test_run {
         app.add_capability(e2e::capability())?;
     }
     tray::create(app.handle(), safe_mode)?;
+    register_record_shortcut(app.handle());
     // The window opens visible, so the status bar starts live.
     shell::watch_stats(app.handle(), true);
     Ok(())
+}
+
+/// Ctrl/Cmd+Shift+R starts and stops a recording from any app. A desktop
+/// that refuses global shortcuts (Wayland without a portal, another app
+/// holding the keys) costs only the shortcut: the button and the tray
+/// still work.
+fn register_record_shortcut<R: Runtime>(app: &AppHandle<R>) {
+    let plugin = tauri_plugin_global_shortcut::Builder::new()
+        .with_handler(|app, _shortcut, event| {
+            if event.state() == ShortcutState::Pressed {
+                recording::toggle(app);
+            }
+        })
+        .build();
+    let registered = app
+        .plugin(plugin)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            app.global_shortcut()
+                .register(recording::SHORTCUT)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = &registered {
+        eprintln!(
+            "diarist-app: the {} shortcut is unavailable: {e}",
+            recording::SHORTCUT
+        );
+    }
+    app.state::<Shell>()
+        .recordings
+        .set_shortcut_registered(registered.is_ok());
 }
 
 /// Puts the shell in Tauri's state and forwards the engine's job events to
@@ -138,6 +186,10 @@ fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
     if let RunEvent::Exit = event
         && let Some(shell) = app.try_state::<Shell>()
     {
+        // Quitting mid-recording keeps the recording: its file is finished.
+        if let Err(e) = recording::stop(app) {
+            eprintln!("diarist-app: {e}");
+        }
         // Joins the engine thread, which frees the device.
         shell.engine.shutdown();
     }

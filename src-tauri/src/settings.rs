@@ -25,6 +25,9 @@ pub struct Settings {
     pub default_export_format: String,
     /// Where the last export went; the next save dialog opens there.
     pub last_export_dir: Option<PathBuf>,
+    /// The microphone to record from (an `InputDevice::id`); `None` = the
+    /// system's default input.
+    pub input_device: Option<String>,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             default_speakers: SpeakerCount::Auto,
             default_export_format: Format::Rttm.name().into(),
             last_export_dir: None,
+            input_device: None,
         }
     }
 }

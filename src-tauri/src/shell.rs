@@ -13,6 +13,7 @@ use tauri_plugin_notification::{Notification, NotificationExt};
 use crate::error::CommandError;
 use crate::grants::{self, Grants};
 use crate::jobs::Jobs;
+use crate::recording::{self, Recordings};
 use crate::settings::SettingsStore;
 use crate::stats::{self, StatsSink, StatsWatch};
 use crate::tray;
@@ -26,6 +27,9 @@ pub mod events {
     pub const SAFE_MODE_CHANGED: &str = "safe-mode-changed";
     pub const FALLBACK: &str = "fallback";
     pub const STATS: &str = "stats";
+    /// A failure with no command to return it to (the tray, a shortcut):
+    /// a `CommandError` for the window to show.
+    pub const ERROR: &str = "app-error";
 }
 
 /// Everything the commands share, managed by Tauri.
@@ -35,18 +39,25 @@ pub struct Shell {
     pub jobs: Jobs,
     pub settings: SettingsStore,
     pub stats: StatsWatch,
+    pub recordings: Recordings,
     /// Set only in debug builds started by the end-to-end test (see `e2e`).
     pub e2e_dir: Option<PathBuf>,
 }
 
 impl Shell {
-    pub fn new(engine: Engine, settings: SettingsStore, e2e_dir: Option<PathBuf>) -> Self {
+    pub fn new(
+        engine: Engine,
+        settings: SettingsStore,
+        recordings: Recordings,
+        e2e_dir: Option<PathBuf>,
+    ) -> Self {
         Self {
             engine,
             grants: Grants::default(),
             jobs: Jobs::default(),
             settings,
             stats: StatsWatch::default(),
+            recordings,
             e2e_dir,
         }
     }
@@ -90,7 +101,7 @@ pub struct InputFile {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InputsAdded {
-    /// "drop", "dialog" or "sample".
+    /// "drop", "dialog", "sample" or "recovered".
     pub origin: &'static str,
     pub files: Vec<InputFile>,
     pub empty_folders: Vec<PathBuf>,
@@ -165,7 +176,9 @@ pub fn on_engine_event<R: Runtime>(app: &AppHandle<R>, event: Event) {
         Event::Fallback { job, from, reason } => on_fallback(app, *job, *from, reason),
         Event::Stats(_) => {}
         _ => {
-            shell.jobs.route(&event);
+            if !shell.jobs.route(&event) {
+                recording::on_live_event(app, &event);
+            }
         }
     }
 }

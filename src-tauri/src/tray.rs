@@ -1,5 +1,6 @@
-//! The menu-bar icon: Open Diarist, Safe mode (a checkbox mirrored with the
-//! window's switch), Quit. A left click toggles the window on macOS, where
+//! The menu-bar icon: Open Diarist, Start/Stop recording, Safe mode (a
+//! checkbox mirrored with the window's switch), Quit. While recording the
+//! icon shows a record dot. A left click toggles the window on macOS, where
 //! the app has no Dock icon; elsewhere the menu opens as usual.
 
 use tauri::image::Image;
@@ -7,20 +8,33 @@ use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, Runtime};
 
-use crate::shell;
+use crate::{recording, shell};
 
 pub const TRAY_ID: &str = "diarist";
 const OPEN: &str = "open";
+const RECORD: &str = "record";
 const SAFE_MODE: &str = "safe-mode";
 const QUIT: &str = "quit";
 
-/// The tray's safe-mode checkbox, kept so the window's switch can tick it.
+const ICON: &[u8] = include_bytes!("../../icons/tray.png");
+const RECORDING_ICON: &[u8] = include_bytes!("../../icons/tray-recording.png");
+
+/// The items whose state follows the app: the safe-mode checkbox (mirrored
+/// with the window's switch) and the record item's text.
 pub struct TrayMenu<R: Runtime> {
     pub safe_mode: CheckMenuItem<R>,
+    pub record: MenuItem<R>,
 }
 
 pub fn create<R: Runtime>(app: &AppHandle<R>, safe_mode: bool) -> tauri::Result<()> {
     let open = MenuItem::with_id(app, OPEN, "Open Diarist", true, None::<&str>)?;
+    let record = MenuItem::with_id(
+        app,
+        RECORD,
+        "Start recording",
+        true,
+        Some(recording::SHORTCUT),
+    )?;
     let safe = CheckMenuItem::with_id(
         app,
         SAFE_MODE,
@@ -34,13 +48,14 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, safe_mode: bool) -> tauri::Result<
         app,
         &[
             &open,
+            &record,
             &PredefinedMenuItem::separator(app)?,
             &safe,
             &PredefinedMenuItem::separator(app)?,
             &quit,
         ],
     )?;
-    let icon = Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
+    let icon = Image::from_bytes(ICON)?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon)
         .icon_as_template(true)
@@ -49,6 +64,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, safe_mode: bool) -> tauri::Result<
         .show_menu_on_left_click(!cfg!(target_os = "macos"))
         .on_menu_event(|app, event| match event.id().as_ref() {
             OPEN => shell::show_window(app),
+            RECORD => recording::toggle(app),
             SAFE_MODE => {
                 // The checkbox ticked itself; make the engine and the
                 // window follow it.
@@ -65,7 +81,10 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, safe_mode: bool) -> tauri::Result<
         })
         .on_tray_icon_event(on_icon_event)
         .build(app)?;
-    app.manage(TrayMenu { safe_mode: safe });
+    app.manage(TrayMenu {
+        safe_mode: safe,
+        record,
+    });
     Ok(())
 }
 
@@ -85,6 +104,24 @@ fn on_icon_event<R: Runtime>(tray: &TrayIcon<R>, event: TrayIconEvent) {
 pub fn show_safe_mode<R: Runtime>(app: &AppHandle<R>, on: bool) {
     if let Some(menu) = app.try_state::<TrayMenu<R>>() {
         let _ = menu.safe_mode.set_checked(on);
+    }
+}
+
+/// The record item's text and the icon follow the recording.
+pub fn show_recording<R: Runtime>(app: &AppHandle<R>, on: bool) {
+    if let Some(menu) = app.try_state::<TrayMenu<R>>() {
+        let text = if on {
+            "Stop recording"
+        } else {
+            "Start recording"
+        };
+        let _ = menu.record.set_text(text);
+    }
+    if let Some(tray) = app.tray_by_id(TRAY_ID)
+        && let Ok(icon) = Image::from_bytes(if on { RECORDING_ICON } else { ICON })
+    {
+        let _ = tray.set_icon(Some(icon));
+        let _ = tray.set_icon_as_template(true);
     }
 }
 

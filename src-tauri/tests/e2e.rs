@@ -83,13 +83,17 @@ async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()>
     let scratch = tempfile::tempdir()?;
     let out = scratch.path().join("out");
     let config = scratch.path().join("config");
+    // Recordings go to the app's data folder: this run's, not the user's.
+    let data = scratch.path().join("data");
     std::fs::create_dir_all(&out)?;
     std::fs::create_dir_all(&config)?;
+    std::fs::create_dir_all(&data)?;
 
     let port = free_port()?;
     let native_port = free_port()?;
-    // The app inherits tauri-driver's environment: a fresh config dir, so
-    // the user's settings are neither read nor changed, and the test hooks.
+    // The app inherits tauri-driver's environment: fresh config and data
+    // dirs, so the user's settings and recordings are neither read nor
+    // changed, and the test hooks.
     let _driver = Driver(
         Command::new("tauri-driver")
             .args([
@@ -100,6 +104,7 @@ async fn the_app_diarizes_renames_exports_and_survives_bad_input() -> Result<()>
             ])
             .env("DIARIST_E2E_DIR", &out)
             .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_DATA_HOME", &data)
             .spawn()
             .context("starting tauri-driver (cargo install tauri-driver --version ^2 --locked)")?,
     );
@@ -451,10 +456,127 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
     .await?;
     let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?;
     ensure!(lanes.len() == 2, "the re-run shows {} lanes", lanes.len());
+
+    // 8. Record a meeting: the virtual microphone (scripts/virtual-mic.sh)
+    // hears the sample; live voices appear, one is named during the
+    // meeting, and after Stop the final timeline keeps that name.
+    record_a_meeting(client, scratch).await?;
+
     // The whole window at the end, for whoever reviews a run.
     std::fs::write(
         repo_root().join("target").join("e2e-final.png"),
         client.screenshot().await?,
     )?;
+    Ok(())
+}
+
+async fn record_a_meeting(client: &Client, scratch: &Path) -> Result<()> {
+    let sink = std::env::var("DIARIST_VIRTUAL_SINK")
+        .context("no virtual microphone: run under scripts/e2e.sh")?;
+    client
+        .find(Locator::Css("#record-btn"))
+        .await?
+        .click()
+        .await?;
+    until(
+        client,
+        "the recording panel",
+        UI_TIMEOUT,
+        "!document.getElementById('recording').hidden && window.diaristE2E.recording()",
+    )
+    .await?;
+    let player = Command::new("paplay")
+        .args(["-d", &sink])
+        .arg(repo_root().join("samples").join("sample.wav"))
+        .spawn()
+        .context("paplay")?;
+    let mut player = Driver(player);
+    until(
+        client,
+        "the level meter to move",
+        UI_TIMEOUT,
+        "parseFloat(document.getElementById('rec-level').style.width) > 5",
+    )
+    .await?;
+    // The sample's first voice speaks from 6.7 s: labelled within seconds.
+    until(
+        client,
+        "a live voice",
+        JOB_TIMEOUT,
+        "document.querySelectorAll('#live-lanes .turn').length > 0",
+    )
+    .await?;
+    let first_live = client.find(Locator::Css("#live-speakers input.live-name")).await?;
+    first_live.send_keys("Bob").await?;
+    first_live.send_keys(&Key::Enter.to_string()).await?;
+    until(
+        client,
+        "the live name on the live timeline",
+        UI_TIMEOUT,
+        "[...document.querySelectorAll('#live-labels .lane-name')].some(e => e.textContent === 'Bob')",
+    )
+    .await?;
+    let elapsed = text(client, "#rec-elapsed").await?;
+    ensure!(
+        elapsed != "0:00",
+        "the elapsed time did not move: {elapsed}"
+    );
+    // Let the whole sample play, so the final pass hears both voices.
+    let played = tokio::task::spawn_blocking(move || player.0.wait()).await??;
+    ensure!(played.success(), "paplay failed");
+    let live_voices = client
+        .find_all(Locator::Css("#live-lanes .lane"))
+        .await?
+        .len();
+    client
+        .find(Locator::Css("#rec-stop"))
+        .await?
+        .click()
+        .await?;
+    let job = until(
+        client,
+        "the recording's final timeline",
+        JOB_TIMEOUT,
+        "(() => { const rows = [...document.querySelectorAll('.job')];
+                  const r = rows[rows.length - 1];
+                  if (r && r.dataset.state === 'failed') return 'failed: ' + r.innerText;
+                  return r && r.dataset.state === 'done' && document.getElementById('recording').hidden
+                    && !document.getElementById('results').hidden && r.dataset.job; })()",
+    )
+    .await?;
+    let job: u64 = match job.as_str() {
+        Some(s) if s.starts_with("failed") => bail!("the recording's final pass failed: {s}"),
+        Some(s) => s.parse()?,
+        None => bail!("unexpected job id {job}"),
+    };
+    let view = call(
+        client,
+        "window.diaristE2E.result(arguments[0])",
+        vec![json!(job)],
+    )
+    .await?;
+    let path = PathBuf::from(view["path"].as_str().context("path")?);
+    ensure!(
+        path.starts_with(scratch.join("data")),
+        "the recording went to {path:?}, not the app's data folder"
+    );
+    let seconds = view["result"]["duration_s"].as_f64().context("duration")?;
+    ensure!(seconds >= 29.0, "the recording holds {seconds} s of a 30 s sample");
+    let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?.len();
+    let shown_names: Vec<String> = {
+        let mut names = Vec::new();
+        for label in client.find_all(Locator::Css("#tl-labels .lane-name")).await? {
+            names.push(label.text().await?);
+        }
+        names
+    };
+    eprintln!(
+        "recording: {seconds:.1} s, {live_voices} live voices, final lanes {shown_names:?}"
+    );
+    ensure!(lanes == 2, "the final timeline has {lanes} lanes");
+    ensure!(
+        shown_names.iter().any(|n| n == "Bob"),
+        "the live name did not reach the final timeline: {shown_names:?}"
+    );
     Ok(())
 }

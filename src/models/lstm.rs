@@ -295,20 +295,26 @@ mod cpu {
                 jobs.push((d, direction, start, len));
             }
         }
-        let run = |&(d, direction, start, len): &(usize, &HostDirection, usize, usize)| {
+        let width = dirs * hidden;
+        let mut ys = vec![0f32; batch * time * width];
+        let ys_ptr = SendPtr(ys.as_mut_ptr());
+        let run = move |&(d, direction, start, len): &(usize, &HostDirection, usize, usize)| {
             let xs = &xs[start * time * input..(start + len) * time * input];
             let shape = Shape {
                 batch: len,
                 ..shape
             };
-            (
-                d,
-                start,
-                len,
-                direction_forward(xs, shape, direction, d == 1),
-            )
+            let out = Out {
+                // SAFETY: row start·time is inside ys (start < batch).
+                ptr: unsafe { ys_ptr.get().add(start * time * width + d * hidden) },
+                row_stride: width,
+            };
+            // SAFETY: this job alone touches columns [d·hidden, (d+1)·hidden)
+            // of rows [start·time, (start+len)·time) of ys, and ys outlives
+            // the scope.
+            unsafe { direction_forward(xs, shape, direction, d == 1, out) };
         };
-        let results: Vec<_> = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let (local, spawned) = jobs
                 .split_first()
                 .map_or((None, &[][..]), |(a, b)| (Some(a), b));
@@ -316,34 +322,56 @@ mod cpu {
                 .iter()
                 .map(|job| scope.spawn(move || run(job)))
                 .collect();
-            let mut results = Vec::with_capacity(jobs.len());
-            results.extend(local.map(run));
+            if let Some(job) = local {
+                run(job);
+            }
             for handle in handles {
                 // A panic in a worker is a bug in this module; re-raise it.
-                results.push(
-                    handle
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                );
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
             }
-            results
         });
-        let width = dirs * hidden;
-        let mut ys = vec![0f32; batch * time * width];
-        for (d, start, len, out) in results {
-            // out: (len, time, hidden) → columns d·hidden.. of rows start..
-            for (row, src) in out.chunks_exact(hidden).enumerate() {
-                let dst = (start * time + row) * width + d * hidden;
-                ys[dst..dst + hidden].copy_from_slice(src);
-            }
-            debug_assert_eq!(out.len(), len * time * hidden);
-        }
         Ok(ys)
     }
 
+    /// A pointer that may cross into the scoped worker threads, which write
+    /// disjoint parts of the buffer it points into.
+    #[derive(Clone, Copy)]
+    struct SendPtr(*mut f32);
+    // SAFETY: see `bidirectional`: each worker writes its own columns and
+    // rows only, and all of them finish before the buffer is read.
+    unsafe impl Send for SendPtr {}
+    unsafe impl Sync for SendPtr {}
+
+    impl SendPtr {
+        fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// Where one direction writes its outputs: row `b·time + t` (hidden
+    /// floats) at `ptr + (b·time + t)·row_stride`.
+    struct Out {
+        ptr: *mut f32,
+        row_stride: usize,
+    }
+
     /// One direction over one slice of the batch: xs (batch, time, input)
-    /// → (batch, time, hidden).
-    fn direction_forward(xs: &[f32], shape: Shape, w: &HostDirection, reverse: bool) -> Vec<f32> {
+    /// → the (batch, time, hidden) rows of `out`. The output of step t is
+    /// also the recurrent input of the next step, read back from `out`.
+    ///
+    /// # Safety
+    ///
+    /// `out` must cover batch·time rows of `hidden` floats that no other
+    /// thread reads or writes during the call.
+    unsafe fn direction_forward(
+        xs: &[f32],
+        shape: Shape,
+        w: &HostDirection,
+        reverse: bool,
+        out: Out,
+    ) {
         let Shape {
             batch,
             time,
@@ -351,25 +379,44 @@ mod cpu {
             hidden,
         } = shape;
         let gates = 4 * hidden;
+        let rows = batch * time;
         // x·W_ihᵀ + b for every (sequence, step) at once: (batch·time, 4·hidden)
-        let mut xw = vec![0f32; batch * time * gates];
-        for row in xw.chunks_exact_mut(gates) {
-            row.copy_from_slice(&w.bias);
-        }
+        let mut xw: Vec<f32>;
         if let Some(packed) = &w.w_ih_packed {
+            xw = Vec::with_capacity(rows * gates);
             // Blocks of rows small enough for their inputs to stay in L2
             // while every panel of W_ihᵀ goes through them.
-            const ROWS: usize = 48;
-            for (xs, xw) in xs.chunks(ROWS * input).zip(xw.chunks_mut(ROWS * gates)) {
-                packed.accumulate(xs, xw.len() / gates, xw, gates);
+            const BLOCK: usize = 48;
+            for first in (0..rows).step_by(BLOCK) {
+                let n = BLOCK.min(rows - first);
+                // SAFETY: rows [first, first + n) of xs (input floats each)
+                // and of xw's allocation (gates floats each) exist; with a
+                // bias the kernel writes every element of its dst rows
+                // without reading them.
+                unsafe {
+                    packed.accumulate_raw(
+                        xs.as_ptr().add(first * input),
+                        input,
+                        n,
+                        xw.as_mut_ptr().add(first * gates),
+                        gates,
+                        Some(&w.bias),
+                    );
+                }
             }
+            // SAFETY: the loop above wrote all rows·gates elements.
+            unsafe { xw.set_len(rows * gates) };
         } else {
+            xw = vec![0f32; rows * gates];
+            for row in xw.chunks_exact_mut(gates) {
+                row.copy_from_slice(&w.bias);
+            }
             // SAFETY: every pointer covers the (rows × cols) extent implied by
             // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
             // xw (batch·time, gates), all row-major and contiguous.
             unsafe {
                 gemm::gemm(
-                    batch * time,
+                    rows,
                     gates,
                     input,
                     xw.as_mut_ptr(),
@@ -391,59 +438,83 @@ mod cpu {
                 );
             }
         }
-        let mut h = vec![0f32; batch * hidden];
+        // Contiguous copy of the previous step's outputs, for gemm only.
+        let mut h = if w.w_hh_packed.is_some() {
+            Vec::new()
+        } else {
+            vec![0f32; batch * hidden]
+        };
         let mut c = vec![0f32; batch * hidden];
-        let mut out = vec![0f32; batch * time * hidden];
         let row_stride = time * gates;
+        let out_seq_stride = time * out.row_stride;
         for step in 0..time {
             let t = if reverse { time - 1 - step } else { step };
-            if step > 0
-                && let Some(packed) = &w.w_hh_packed
-            {
-                // gates(t) += h·W_hhᵀ, in place in xw: rows t of every sequence.
-                packed.accumulate(&h, batch, &mut xw[t * gates..], row_stride);
-            } else if step > 0 {
-                // The same through gemm.
-                // SAFETY: rows b·time + t of xw for b < batch, each `gates`
-                // long, lie inside xw; h is (batch, hidden) and w_hh_t
-                // (hidden, gates), both contiguous.
-                unsafe {
-                    gemm::gemm(
-                        batch,
-                        gates,
-                        hidden,
-                        xw.as_mut_ptr().add(t * gates),
-                        1,
-                        row_stride as isize,
-                        true,
-                        h.as_ptr(),
-                        1,
-                        hidden as isize,
-                        w.w_hh_t.as_ptr(),
-                        1,
-                        gates as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+            if step > 0 {
+                let previous = if reverse { t + 1 } else { t - 1 };
+                if let Some(packed) = &w.w_hh_packed {
+                    // gates(t) += h(previous)·W_hhᵀ, in place in xw: rows t of
+                    // every sequence; h rows are this direction's outputs.
+                    // SAFETY: output rows b·time + previous hold this
+                    // direction's `hidden` floats, written last step; rows
+                    // b·time + t of xw lie inside xw.
+                    unsafe {
+                        packed.accumulate_raw(
+                            out.ptr.add(previous * out.row_stride),
+                            out_seq_stride,
+                            batch,
+                            xw.as_mut_ptr().add(t * gates),
+                            row_stride,
+                            None,
+                        );
+                    }
+                } else {
+                    // The same through gemm.
+                    // SAFETY: rows b·time + t of xw for b < batch, each `gates`
+                    // long, lie inside xw; h is (batch, hidden) and w_hh_t
+                    // (hidden, gates), both contiguous.
+                    unsafe {
+                        gemm::gemm(
+                            batch,
+                            gates,
+                            hidden,
+                            xw.as_mut_ptr().add(t * gates),
+                            1,
+                            row_stride as isize,
+                            true,
+                            h.as_ptr(),
+                            1,
+                            hidden as isize,
+                            w.w_hh_t.as_ptr(),
+                            1,
+                            gates as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
             }
             for b in 0..batch {
                 let g = &xw[(b * time + t) * gates..(b * time + t + 1) * gates];
-                let h_b = &mut h[b * hidden..(b + 1) * hidden];
                 let c_b = &mut c[b * hidden..(b + 1) * hidden];
+                // SAFETY: the caller gives this thread output row b·time + t.
+                let h_b = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.ptr.add((b * time + t) * out.row_stride),
+                        hidden,
+                    )
+                };
                 if w.w_hh_packed.is_some() {
                     kernel::cell(g, c_b, h_b);
                 } else {
                     cell(g, c_b, h_b);
+                    h[b * hidden..(b + 1) * hidden].copy_from_slice(h_b);
                 }
-                out[(b * time + t) * hidden..(b * time + t + 1) * hidden].copy_from_slice(h_b);
             }
         }
-        out
     }
 
     pub(super) mod kernel {
@@ -493,29 +564,46 @@ mod cpu {
                 })
             }
 
-            /// dst[b·dst_stride + j] += Σ_k h[b·depth + k]·Wᵀ[k, j] for
-            /// b < batch, j < gates (`hidden` is the depth).
-            pub fn accumulate(&self, h: &[f32], batch: usize, dst: &mut [f32], dst_stride: usize) {
-                assert!(h.len() >= batch * self.hidden);
-                assert!(batch == 0 || dst.len() >= (batch - 1) * dst_stride + self.gates);
+            /// dst[b·dst_stride + j] (+)= Σ_k x[b·x_stride + k]·Wᵀ[k, j] for
+            /// b < rows, j < gates: added to dst, or with `bias` (gates
+            /// long) written as bias + product without reading dst.
+            ///
+            /// # Safety
+            ///
+            /// Rows b < rows of x (depth floats at x + b·x_stride) must be
+            /// readable and rows of dst (gates floats at dst + b·dst_stride)
+            /// writable, and no other thread may write the former or touch
+            /// the latter during the call.
+            pub unsafe fn accumulate_raw(
+                &self,
+                x: *const f32,
+                x_stride: usize,
+                rows: usize,
+                dst: *mut f32,
+                dst_stride: usize,
+                bias: Option<&[f32]>,
+            ) {
+                if let Some(bias) = bias {
+                    assert_eq!(bias.len(), self.gates);
+                }
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `new` only succeeds when AVX2 and FMA are present;
-                // the asserts above bound every row read from h and written
-                // in dst, and the panels cover hidden × gates floats.
+                // the caller vouches for the rows, and the panels cover
+                // depth × gates floats.
                 unsafe {
                     avx2::accumulate(
                         &self.data[self.offset..],
                         self.hidden,
                         self.gates,
-                        h,
-                        batch,
-                        dst.as_mut_ptr(),
-                        dst_stride,
+                        (x, x_stride),
+                        rows,
+                        (dst, dst_stride),
+                        bias,
                     );
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!(
-                    "no packed kernel on this architecture: {h:?} {dst:?} {batch} {dst_stride}"
+                    "no packed kernel on this architecture: {x:?} {x_stride} {rows} {dst:?} {dst_stride} {bias:?}"
                 );
             }
         }
@@ -561,43 +649,39 @@ mod cpu {
             use super::{PANEL, ROWS};
             use std::arch::x86_64::*;
 
-            /// See `Packed::accumulate`; `packed` is the aligned panels.
+            /// See `Packed::accumulate_raw`; `packed` is the aligned panels.
             #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn accumulate(
                 packed: &[f32],
-                hidden: usize,
+                depth: usize,
                 gates: usize,
-                h: &[f32],
-                batch: usize,
-                dst: *mut f32,
-                dst_stride: usize,
+                (x, x_stride): (*const f32, usize),
+                rows: usize,
+                (dst, dst_stride): (*mut f32, usize),
+                bias: Option<&[f32]>,
             ) {
                 for p in 0..gates / PANEL {
-                    // SAFETY (whole body): the caller checked the extents;
-                    // panel p is packed[p·hidden·16..][..hidden·16], row b
-                    // of h is h[b·hidden..][..hidden] and of dst
-                    // dst[b·dst_stride + 16·p..][..16].
+                    // SAFETY (whole body): the caller vouches for the rows;
+                    // panel p is packed[p·depth·16..][..depth·16] and its
+                    // bias bias[16·p..][..16].
                     unsafe {
-                        let panel = packed.as_ptr().add(p * hidden * PANEL);
+                        let panel = packed.as_ptr().add(p * depth * PANEL);
+                        let bias = bias.map(|b| b.as_ptr().add(p * PANEL));
                         let dst = dst.add(p * PANEL);
                         let mut b = 0;
-                        while b + ROWS <= batch {
-                            block::<ROWS>(
-                                panel,
-                                hidden,
-                                h.as_ptr().add(b * hidden),
-                                dst.add(b * dst_stride),
-                                dst_stride,
-                            );
+                        while b + ROWS <= rows {
+                            let (xb, db) = (x.add(b * x_stride), dst.add(b * dst_stride));
+                            block::<ROWS>(panel, depth, (xb, x_stride), (db, dst_stride), bias);
                             b += ROWS;
                         }
-                        let (hb, db) = (h.as_ptr().add(b * hidden), dst.add(b * dst_stride));
-                        match batch - b {
-                            1 => block::<1>(panel, hidden, hb, db, dst_stride),
-                            2 => block::<2>(panel, hidden, hb, db, dst_stride),
-                            3 => block::<3>(panel, hidden, hb, db, dst_stride),
-                            4 => block::<4>(panel, hidden, hb, db, dst_stride),
-                            5 => block::<5>(panel, hidden, hb, db, dst_stride),
+                        let (xb, db) = (x.add(b * x_stride), dst.add(b * dst_stride));
+                        let (xb, db) = ((xb, x_stride), (db, dst_stride));
+                        match rows - b {
+                            1 => block::<1>(panel, depth, xb, db, bias),
+                            2 => block::<2>(panel, depth, xb, db, bias),
+                            3 => block::<3>(panel, depth, xb, db, bias),
+                            4 => block::<4>(panel, depth, xb, db, bias),
+                            5 => block::<5>(panel, depth, xb, db, bias),
                             _ => {}
                         }
                     }
@@ -665,31 +749,32 @@ mod cpu {
                 _mm256_mul_ps(p, r)
             }
 
-            /// R sequences × one panel: 2·R accumulators in registers over
-            /// the whole hidden axis.
+            /// R rows × one panel: 2·R accumulators in registers over the
+            /// whole depth, starting from dst (or from the bias).
             #[target_feature(enable = "avx2,fma")]
             #[inline]
             unsafe fn block<const R: usize>(
                 panel: *const f32,
-                hidden: usize,
-                h: *const f32,
-                dst: *mut f32,
-                dst_stride: usize,
+                depth: usize,
+                (x, x_stride): (*const f32, usize),
+                (dst, dst_stride): (*mut f32, usize),
+                bias: Option<*const f32>,
             ) {
                 // SAFETY: see `accumulate`.
                 unsafe {
                     let mut acc = [[_mm256_setzero_ps(); 2]; R];
                     for (r, a) in acc.iter_mut().enumerate() {
-                        a[0] = _mm256_loadu_ps(dst.add(r * dst_stride));
-                        a[1] = _mm256_loadu_ps(dst.add(r * dst_stride + 8));
+                        let from = bias.unwrap_or(dst.add(r * dst_stride));
+                        a[0] = _mm256_loadu_ps(from);
+                        a[1] = _mm256_loadu_ps(from.add(8));
                     }
-                    for k in 0..hidden {
+                    for k in 0..depth {
                         let w0 = _mm256_load_ps(panel.add(k * PANEL));
                         let w1 = _mm256_load_ps(panel.add(k * PANEL + 8));
                         for (r, a) in acc.iter_mut().enumerate() {
-                            let x = _mm256_broadcast_ss(&*h.add(r * hidden + k));
-                            a[0] = _mm256_fmadd_ps(x, w0, a[0]);
-                            a[1] = _mm256_fmadd_ps(x, w1, a[1]);
+                            let v = _mm256_broadcast_ss(&*x.add(r * x_stride + k));
+                            a[0] = _mm256_fmadd_ps(v, w0, a[0]);
+                            a[1] = _mm256_fmadd_ps(v, w1, a[1]);
                         }
                     }
                     for (r, a) in acc.iter().enumerate() {
@@ -879,8 +964,21 @@ mod tests {
         let xs = Tensor::from_vec(flat, (batch, time, cfg.input_size), &Device::Cpu).unwrap();
         let want = naive(&xs_nested, &weights, &cfg);
         let dirs = if cfg.bidirectional { 2 } else { 1 };
+        // The CPU path as it runs where the packed kernels do not (gemm).
+        let mut unpacked = Lstm::new(
+            &cfg,
+            VarBuilder::from_tensors(weights.clone(), DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        for layer in &mut unpacked.layers {
+            for direction in layer.host.iter_mut().flatten() {
+                direction.w_ih_packed = None;
+                direction.w_hh_packed = None;
+            }
+        }
         for (name, got) in [
             ("cpu", lstm.forward(&xs).unwrap()),
+            ("cpu without packed kernels", unpacked.forward(&xs).unwrap()),
             ("generic", lstm.forward_generic(&xs).unwrap()),
         ] {
             assert_eq!(got.dims(), &[batch, time, dirs * cfg.hidden_size]);

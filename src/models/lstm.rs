@@ -31,8 +31,8 @@ struct HostDirection {
     /// (hidden, 4·hidden)
     w_hh_t: Vec<f32>,
     /// W_ihᵀ and W_hhᵀ in the packed kernel's layout, when it runs here.
-    w_ih_packed: Option<cpu::kernel::Packed>,
-    w_hh_packed: Option<cpu::kernel::Packed>,
+    w_ih_packed: Option<crate::models::packed::Packed>,
+    w_hh_packed: Option<crate::models::packed::Packed>,
     /// (4·hidden): bias_ih + bias_hh
     bias: Vec<f32>,
 }
@@ -79,8 +79,8 @@ impl Layer {
                 let w_ih = host(w_ih_t.narrow(1, d * gates, gates)?)?;
                 let w_hh = host(w_hh_t.i(d)?)?;
                 directions.push(HostDirection {
-                    w_ih_packed: cpu::kernel::Packed::new(&w_ih, input, gates),
-                    w_hh_packed: cpu::kernel::Packed::new(&w_hh, hidden, gates),
+                    w_ih_packed: crate::models::packed::Packed::new(&w_ih, input, gates),
+                    w_hh_packed: crate::models::packed::Packed::new(&w_hh, hidden, gates),
                     w_ih_t: w_ih,
                     w_hh_t: w_hh,
                     bias: host(bias.narrow(0, d * gates, gates)?)?,
@@ -508,293 +508,25 @@ mod cpu {
                     )
                 };
                 if w.w_hh_packed.is_some() {
-                    kernel::cell(g, c_b, h_b);
+                    let done = crate::models::packed::lstm_cell(g, c_b, h_b);
+                    cell(done, g, c_b, h_b);
                 } else {
-                    cell(g, c_b, h_b);
+                    cell(0, g, c_b, h_b);
                     h[b * hidden..(b + 1) * hidden].copy_from_slice(h_b);
                 }
             }
         }
     }
 
-    pub(super) mod kernel {
-        //! The products with the weights, added in place to the gates: the
-        //! recurrent h·W_hhᵀ of one step, and x·W_ihᵀ in blocks of rows. gemm
-        //! packs and re-reads the weights several times per call; here they
-        //! are packed once at load into panels of 16 gate columns that stay
-        //! in L1 while every row goes through them, so each call reads the
-        //! weights from L2/L3 once (AVX2 + FMA; other CPUs keep gemm).
-
-        /// Gate columns per panel: two AVX registers.
-        const PANEL: usize = 16;
-        /// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
-        /// fit the 16 AVX registers.
-        const ROWS: usize = 6;
-
-        /// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
-        /// (depth, 16), each row-major, starting on a 32-byte boundary.
-        pub struct Packed {
-            data: Vec<f32>,
-            offset: usize,
-            hidden: usize,
-            gates: usize,
-        }
-
-        impl Packed {
-            /// `None` where the kernel does not run (no AVX2/FMA, or gates
-            /// not a multiple of 16); the caller then uses gemm.
-            pub fn new(w_hh_t: &[f32], hidden: usize, gates: usize) -> Option<Self> {
-                if !available() || gates % PANEL != 0 || w_hh_t.len() != hidden * gates {
-                    return None;
-                }
-                let mut data = vec![0f32; hidden * gates + 8];
-                let offset = data.as_ptr().align_offset(32).min(8);
-                for p in 0..gates / PANEL {
-                    for k in 0..hidden {
-                        let dst = offset + (p * hidden + k) * PANEL;
-                        data[dst..dst + PANEL]
-                            .copy_from_slice(&w_hh_t[k * gates + p * PANEL..][..PANEL]);
-                    }
-                }
-                Some(Self {
-                    data,
-                    offset,
-                    hidden,
-                    gates,
-                })
-            }
-
-            /// dst[b·dst_stride + j] (+)= Σ_k x[b·x_stride + k]·Wᵀ[k, j] for
-            /// b < rows, j < gates: added to dst, or with `bias` (gates
-            /// long) written as bias + product without reading dst.
-            ///
-            /// # Safety
-            ///
-            /// Rows b < rows of x (depth floats at x + b·x_stride) must be
-            /// readable and rows of dst (gates floats at dst + b·dst_stride)
-            /// writable, and no other thread may write the former or touch
-            /// the latter during the call.
-            pub unsafe fn accumulate_raw(
-                &self,
-                x: *const f32,
-                x_stride: usize,
-                rows: usize,
-                dst: *mut f32,
-                dst_stride: usize,
-                bias: Option<&[f32]>,
-            ) {
-                if let Some(bias) = bias {
-                    assert_eq!(bias.len(), self.gates);
-                }
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `new` only succeeds when AVX2 and FMA are present;
-                // the caller vouches for the rows, and the panels cover
-                // depth × gates floats.
-                unsafe {
-                    avx2::accumulate(
-                        &self.data[self.offset..],
-                        self.hidden,
-                        self.gates,
-                        (x, x_stride),
-                        rows,
-                        (dst, dst_stride),
-                        bias,
-                    );
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!(
-                    "no packed kernel on this architecture: {x:?} {x_stride} {rows} {dst:?} {dst_stride} {bias:?}"
-                );
-            }
-        }
-
-        /// The LSTM cell update (see `super::cell`), 8 units at a time; only
-        /// called where `Packed::new` succeeded (AVX2 + FMA present).
-        pub fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
-            let hidden = c.len();
-            assert!(gates.len() == 4 * hidden && h.len() == hidden);
-            let vectorised = hidden / 8 * 8;
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers only get here after `available()`; the assert
-            // bounds every 8-wide access below `vectorised`.
-            unsafe {
-                avx2::cell(gates, c, h, vectorised);
-            }
-            if vectorised < hidden {
-                let (i, rest) = gates.split_at(hidden);
-                let (f, rest) = rest.split_at(hidden);
-                let (g, o) = rest.split_at(hidden);
-                for k in vectorised..hidden {
-                    let c_new =
-                        super::sigmoid(f[k]) * c[k] + super::sigmoid(i[k]) * super::tanh(g[k]);
-                    c[k] = c_new;
-                    h[k] = super::sigmoid(o[k]) * super::tanh(c_new);
-                }
-            }
-        }
-
-        fn available() -> bool {
-            #[cfg(target_arch = "x86_64")]
-            {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                false
-            }
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        mod avx2 {
-            use super::{PANEL, ROWS};
-            use std::arch::x86_64::*;
-
-            /// See `Packed::accumulate_raw`; `packed` is the aligned panels.
-            #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn accumulate(
-                packed: &[f32],
-                depth: usize,
-                gates: usize,
-                (x, x_stride): (*const f32, usize),
-                rows: usize,
-                (dst, dst_stride): (*mut f32, usize),
-                bias: Option<&[f32]>,
-            ) {
-                for p in 0..gates / PANEL {
-                    // SAFETY (whole body): the caller vouches for the rows;
-                    // panel p is packed[p·depth·16..][..depth·16] and its
-                    // bias bias[16·p..][..16].
-                    unsafe {
-                        let panel = packed.as_ptr().add(p * depth * PANEL);
-                        let bias = bias.map(|b| b.as_ptr().add(p * PANEL));
-                        let dst = dst.add(p * PANEL);
-                        let mut b = 0;
-                        while b + ROWS <= rows {
-                            let (xb, db) = (x.add(b * x_stride), dst.add(b * dst_stride));
-                            block::<ROWS>(panel, depth, (xb, x_stride), (db, dst_stride), bias);
-                            b += ROWS;
-                        }
-                        let (xb, db) = (x.add(b * x_stride), dst.add(b * dst_stride));
-                        let (xb, db) = ((xb, x_stride), (db, dst_stride));
-                        match rows - b {
-                            1 => block::<1>(panel, depth, xb, db, bias),
-                            2 => block::<2>(panel, depth, xb, db, bias),
-                            3 => block::<3>(panel, depth, xb, db, bias),
-                            4 => block::<4>(panel, depth, xb, db, bias),
-                            5 => block::<5>(panel, depth, xb, db, bias),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-
-            /// `kernel::cell` for units `[0, units)`, units a multiple of 8.
-            #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
-                let hidden = c.len();
-                let g = gates.as_ptr();
-                // SAFETY: the caller checked gates = 4·hidden, h = hidden and
-                // units ≤ hidden, a multiple of 8.
-                unsafe {
-                    for k in (0..units).step_by(8) {
-                        let i = sigmoid(_mm256_loadu_ps(g.add(k)));
-                        let f = sigmoid(_mm256_loadu_ps(g.add(hidden + k)));
-                        let gg = tanh(_mm256_loadu_ps(g.add(2 * hidden + k)));
-                        let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + k)));
-                        let c_old = _mm256_loadu_ps(c.as_ptr().add(k));
-                        let c_new = _mm256_fmadd_ps(f, c_old, _mm256_mul_ps(i, gg));
-                        _mm256_storeu_ps(c.as_mut_ptr().add(k), c_new);
-                        _mm256_storeu_ps(h.as_mut_ptr().add(k), _mm256_mul_ps(o, tanh(c_new)));
-                    }
-                }
-            }
-
-            #[target_feature(enable = "avx2,fma")]
-            #[inline]
-            fn sigmoid(x: __m256) -> __m256 {
-                let half = _mm256_set1_ps(0.5);
-                _mm256_fmadd_ps(half, tanh(_mm256_mul_ps(half, x)), half)
-            }
-
-            /// `super::super::tanh`, with the division as a reciprocal
-            /// estimate and one Newton step (≈ 1 ulp; Zen 1's vdivps is
-            /// several times slower than the whole polynomial).
-            #[target_feature(enable = "avx2,fma")]
-            #[inline]
-            fn tanh(x: __m256) -> __m256 {
-                let x = _mm256_min_ps(
-                    _mm256_max_ps(x, _mm256_set1_ps(-7.905_311)),
-                    _mm256_set1_ps(7.905_311),
-                );
-                let x2 = _mm256_mul_ps(x, x);
-                let mut p = _mm256_set1_ps(-2.760_768_5e-16);
-                for coefficient in [
-                    2.000_188e-13,
-                    -8.604_672e-11,
-                    5.122_297e-8,
-                    1.485_722_4e-5,
-                    6.372_619_3e-4,
-                    4.893_524_6e-3,
-                ] {
-                    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(coefficient));
-                }
-                let p = _mm256_mul_ps(p, x);
-                let mut q = _mm256_set1_ps(1.198_258_4e-6);
-                for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
-                    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(coefficient));
-                }
-                let r = _mm256_rcp_ps(q);
-                // r·(2 − q·r)
-                let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
-                _mm256_mul_ps(p, r)
-            }
-
-            /// R rows × one panel: 2·R accumulators in registers over the
-            /// whole depth, starting from dst (or from the bias).
-            #[target_feature(enable = "avx2,fma")]
-            #[inline]
-            unsafe fn block<const R: usize>(
-                panel: *const f32,
-                depth: usize,
-                (x, x_stride): (*const f32, usize),
-                (dst, dst_stride): (*mut f32, usize),
-                bias: Option<*const f32>,
-            ) {
-                // SAFETY: see `accumulate`.
-                unsafe {
-                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-                    for (r, a) in acc.iter_mut().enumerate() {
-                        let from = bias.unwrap_or(dst.add(r * dst_stride));
-                        a[0] = _mm256_loadu_ps(from);
-                        a[1] = _mm256_loadu_ps(from.add(8));
-                    }
-                    for k in 0..depth {
-                        let w0 = _mm256_load_ps(panel.add(k * PANEL));
-                        let w1 = _mm256_load_ps(panel.add(k * PANEL + 8));
-                        for (r, a) in acc.iter_mut().enumerate() {
-                            let v = _mm256_broadcast_ss(&*x.add(r * x_stride + k));
-                            a[0] = _mm256_fmadd_ps(v, w0, a[0]);
-                            a[1] = _mm256_fmadd_ps(v, w1, a[1]);
-                        }
-                    }
-                    for (r, a) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(dst.add(r * dst_stride), a[0]);
-                        _mm256_storeu_ps(dst.add(r * dst_stride + 8), a[1]);
-                    }
-                }
-            }
-        }
-    }
-
     /// One LSTM cell update for one sequence: gates (4·hidden, order i, f,
-    /// g, o) → c, h (hidden) in place.
+    /// g, o) → c, h (hidden) in place, for units `first..`.
     #[inline]
-    fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+    fn cell(first: usize, gates: &[f32], c: &mut [f32], h: &mut [f32]) {
         let hidden = c.len();
         let (i, rest) = gates.split_at(hidden);
         let (f, rest) = rest.split_at(hidden);
         let (g, o) = rest.split_at(hidden);
-        for k in 0..hidden {
+        for k in first..hidden {
             let c_new = sigmoid(f[k]) * c[k] + sigmoid(i[k]) * tanh(g[k]);
             c[k] = c_new;
             h[k] = sigmoid(o[k]) * tanh(c_new);

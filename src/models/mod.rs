@@ -4,6 +4,7 @@
 pub mod embedding;
 pub mod lstm;
 pub mod mel;
+pub(crate) mod packed;
 pub mod segmentation;
 pub mod sincnet;
 mod sincnet_cpu;

@@ -53,10 +53,28 @@ fn main() -> anyhow::Result<()> {
             .map(|t| t.speaker.clone())
             .collect::<std::collections::BTreeSet<_>>()
             .len();
+        // How many partials the pipeline's encoder would run (it skips the
+        // ones the default parameters never read).
+        let layout = embeddings::PartialGrid {
+            step: inferred.step,
+            partial_grid: inferred.partial_grid,
+            num_partials: inferred.num_partials(),
+        };
+        let mut used = vec![false; inferred.num_partials()];
+        let mut scratch = Vec::new();
+        for c in 0..inferred.num_windows() {
+            scratch.clear();
+            let defaults = PipelineParams::default();
+            embeddings::partials_used(c, inferred.window(c), layout, &defaults, &mut scratch);
+            for &p in &scratch {
+                used[p] = true;
+            }
+        }
         eprintln!(
-            "{uri}: {} windows, {} partials",
+            "{uri}: {} windows, {} partials ({} used with the default parameters)",
             inferred.num_windows(),
-            inferred.num_partials()
+            inferred.num_partials(),
+            used.iter().filter(|&&u| u).count()
         );
         files.push((uri, reference, inferred, n_ref));
     }

@@ -31,8 +31,8 @@ struct HostDirection {
     /// (hidden, 4·hidden)
     w_hh_t: Vec<f32>,
     /// W_ihᵀ and W_hhᵀ in the packed kernel's layout, when it runs here.
-    w_ih_packed: Option<cpu::kernel::Packed>,
-    w_hh_packed: Option<cpu::kernel::Packed>,
+    w_ih_packed: Option<crate::models::packed::Packed>,
+    w_hh_packed: Option<crate::models::packed::Packed>,
     /// (4·hidden): bias_ih + bias_hh
     bias: Vec<f32>,
 }
@@ -79,8 +79,8 @@ impl Layer {
                 let w_ih = host(w_ih_t.narrow(1, d * gates, gates)?)?;
                 let w_hh = host(w_hh_t.i(d)?)?;
                 directions.push(HostDirection {
-                    w_ih_packed: cpu::kernel::Packed::new(&w_ih, input, gates),
-                    w_hh_packed: cpu::kernel::Packed::new(&w_hh, hidden, gates),
+                    w_ih_packed: crate::models::packed::Packed::new(&w_ih, input, gates),
+                    w_hh_packed: crate::models::packed::Packed::new(&w_hh, hidden, gates),
                     w_ih_t: w_ih,
                     w_hh_t: w_hh,
                     bias: host(bias.narrow(0, d * gates, gates)?)?,
@@ -307,20 +307,26 @@ mod cpu {
                 jobs.push((d, direction, start, len));
             }
         }
-        let run = |&(d, direction, start, len): &(usize, &HostDirection, usize, usize)| {
+        let width = dirs * hidden;
+        let mut ys = vec![0f32; batch * time * width];
+        let ys_ptr = SendPtr(ys.as_mut_ptr());
+        let run = move |&(d, direction, start, len): &(usize, &HostDirection, usize, usize)| {
             let xs = &xs[start * time * input..(start + len) * time * input];
             let shape = Shape {
                 batch: len,
                 ..shape
             };
-            (
-                d,
-                start,
-                len,
-                direction_forward(xs, shape, direction, d == 1),
-            )
+            let out = Out {
+                // SAFETY: row start·time is inside ys (start < batch).
+                ptr: unsafe { ys_ptr.get().add(start * time * width + d * hidden) },
+                row_stride: width,
+            };
+            // SAFETY: this job alone touches columns [d·hidden, (d+1)·hidden)
+            // of rows [start·time, (start+len)·time) of ys, and ys outlives
+            // the scope.
+            unsafe { direction_forward(xs, shape, direction, d == 1, out) };
         };
-        let results: Vec<_> = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let (local, spawned) = jobs
                 .split_first()
                 .map_or((None, &[][..]), |(a, b)| (Some(a), b));
@@ -328,34 +334,56 @@ mod cpu {
                 .iter()
                 .map(|job| scope.spawn(move || run(job)))
                 .collect();
-            let mut results = Vec::with_capacity(jobs.len());
-            results.extend(local.map(run));
+            if let Some(job) = local {
+                run(job);
+            }
             for handle in handles {
                 // A panic in a worker is a bug in this module; re-raise it.
-                results.push(
-                    handle
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                );
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
             }
-            results
         });
-        let width = dirs * hidden;
-        let mut ys = vec![0f32; batch * time * width];
-        for (d, start, len, out) in results {
-            // out: (len, time, hidden) → columns d·hidden.. of rows start..
-            for (row, src) in out.chunks_exact(hidden).enumerate() {
-                let dst = (start * time + row) * width + d * hidden;
-                ys[dst..dst + hidden].copy_from_slice(src);
-            }
-            debug_assert_eq!(out.len(), len * time * hidden);
-        }
         Ok(ys)
     }
 
+    /// A pointer that may cross into the scoped worker threads, which write
+    /// disjoint parts of the buffer it points into.
+    #[derive(Clone, Copy)]
+    struct SendPtr(*mut f32);
+    // SAFETY: see `bidirectional`: each worker writes its own columns and
+    // rows only, and all of them finish before the buffer is read.
+    unsafe impl Send for SendPtr {}
+    unsafe impl Sync for SendPtr {}
+
+    impl SendPtr {
+        fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// Where one direction writes its outputs: row `b·time + t` (hidden
+    /// floats) at `ptr + (b·time + t)·row_stride`.
+    struct Out {
+        ptr: *mut f32,
+        row_stride: usize,
+    }
+
     /// One direction over one slice of the batch: xs (batch, time, input)
-    /// → (batch, time, hidden).
-    fn direction_forward(xs: &[f32], shape: Shape, w: &HostDirection, reverse: bool) -> Vec<f32> {
+    /// → the (batch, time, hidden) rows of `out`. The output of step t is
+    /// also the recurrent input of the next step, read back from `out`.
+    ///
+    /// # Safety
+    ///
+    /// `out` must cover batch·time rows of `hidden` floats that no other
+    /// thread reads or writes during the call.
+    unsafe fn direction_forward(
+        xs: &[f32],
+        shape: Shape,
+        w: &HostDirection,
+        reverse: bool,
+        out: Out,
+    ) {
         let Shape {
             batch,
             time,
@@ -363,25 +391,44 @@ mod cpu {
             hidden,
         } = shape;
         let gates = 4 * hidden;
+        let rows = batch * time;
         // x·W_ihᵀ + b for every (sequence, step) at once: (batch·time, 4·hidden)
-        let mut xw = vec![0f32; batch * time * gates];
-        for row in xw.chunks_exact_mut(gates) {
-            row.copy_from_slice(&w.bias);
-        }
+        let mut xw: Vec<f32>;
         if let Some(packed) = &w.w_ih_packed {
+            xw = Vec::with_capacity(rows * gates);
             // Blocks of rows small enough for their inputs to stay in L2
             // while every panel of W_ihᵀ goes through them.
-            const ROWS: usize = 48;
-            for (xs, xw) in xs.chunks(ROWS * input).zip(xw.chunks_mut(ROWS * gates)) {
-                packed.accumulate(xs, xw.len() / gates, xw, gates);
+            const BLOCK: usize = 48;
+            for first in (0..rows).step_by(BLOCK) {
+                let n = BLOCK.min(rows - first);
+                // SAFETY: rows [first, first + n) of xs (input floats each)
+                // and of xw's allocation (gates floats each) exist; with a
+                // bias the kernel writes every element of its dst rows
+                // without reading them.
+                unsafe {
+                    packed.accumulate_raw(
+                        xs.as_ptr().add(first * input),
+                        input,
+                        n,
+                        xw.as_mut_ptr().add(first * gates),
+                        gates,
+                        Some(&w.bias),
+                    );
+                }
             }
+            // SAFETY: the loop above wrote all rows·gates elements.
+            unsafe { xw.set_len(rows * gates) };
         } else {
+            xw = vec![0f32; rows * gates];
+            for row in xw.chunks_exact_mut(gates) {
+                row.copy_from_slice(&w.bias);
+            }
             // SAFETY: every pointer covers the (rows × cols) extent implied by
             // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
             // xw (batch·time, gates), all row-major and contiguous.
             unsafe {
                 gemm::gemm(
-                    batch * time,
+                    rows,
                     gates,
                     input,
                     xw.as_mut_ptr(),
@@ -403,325 +450,95 @@ mod cpu {
                 );
             }
         }
-        let mut h = vec![0f32; batch * hidden];
+        // Contiguous copy of the previous step's outputs, for gemm only.
+        let mut h = if w.w_hh_packed.is_some() {
+            Vec::new()
+        } else {
+            vec![0f32; batch * hidden]
+        };
         let mut c = vec![0f32; batch * hidden];
-        let mut out = vec![0f32; batch * time * hidden];
         let row_stride = time * gates;
+        let out_seq_stride = time * out.row_stride;
         for step in 0..time {
             let t = if reverse { time - 1 - step } else { step };
-            if step > 0
-                && let Some(packed) = &w.w_hh_packed
-            {
-                // gates(t) += h·W_hhᵀ, in place in xw: rows t of every sequence.
-                packed.accumulate(&h, batch, &mut xw[t * gates..], row_stride);
-            } else if step > 0 {
-                // The same through gemm.
-                // SAFETY: rows b·time + t of xw for b < batch, each `gates`
-                // long, lie inside xw; h is (batch, hidden) and w_hh_t
-                // (hidden, gates), both contiguous.
-                unsafe {
-                    gemm::gemm(
-                        batch,
-                        gates,
-                        hidden,
-                        xw.as_mut_ptr().add(t * gates),
-                        1,
-                        row_stride as isize,
-                        true,
-                        h.as_ptr(),
-                        1,
-                        hidden as isize,
-                        w.w_hh_t.as_ptr(),
-                        1,
-                        gates as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+            if step > 0 {
+                let previous = if reverse { t + 1 } else { t - 1 };
+                if let Some(packed) = &w.w_hh_packed {
+                    // gates(t) += h(previous)·W_hhᵀ, in place in xw: rows t of
+                    // every sequence; h rows are this direction's outputs.
+                    // SAFETY: output rows b·time + previous hold this
+                    // direction's `hidden` floats, written last step; rows
+                    // b·time + t of xw lie inside xw.
+                    unsafe {
+                        packed.accumulate_raw(
+                            out.ptr.add(previous * out.row_stride),
+                            out_seq_stride,
+                            batch,
+                            xw.as_mut_ptr().add(t * gates),
+                            row_stride,
+                            None,
+                        );
+                    }
+                } else {
+                    // The same through gemm.
+                    // SAFETY: rows b·time + t of xw for b < batch, each `gates`
+                    // long, lie inside xw; h is (batch, hidden) and w_hh_t
+                    // (hidden, gates), both contiguous.
+                    unsafe {
+                        gemm::gemm(
+                            batch,
+                            gates,
+                            hidden,
+                            xw.as_mut_ptr().add(t * gates),
+                            1,
+                            row_stride as isize,
+                            true,
+                            h.as_ptr(),
+                            1,
+                            hidden as isize,
+                            w.w_hh_t.as_ptr(),
+                            1,
+                            gates as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
             }
             for b in 0..batch {
                 let g = &xw[(b * time + t) * gates..(b * time + t + 1) * gates];
-                let h_b = &mut h[b * hidden..(b + 1) * hidden];
                 let c_b = &mut c[b * hidden..(b + 1) * hidden];
+                // SAFETY: the caller gives this thread output row b·time + t.
+                let h_b = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.ptr.add((b * time + t) * out.row_stride),
+                        hidden,
+                    )
+                };
                 if w.w_hh_packed.is_some() {
-                    kernel::cell(g, c_b, h_b);
+                    let done = crate::models::packed::lstm_cell(g, c_b, h_b);
+                    cell(done, g, c_b, h_b);
                 } else {
-                    cell(g, c_b, h_b);
-                }
-                out[(b * time + t) * hidden..(b * time + t + 1) * hidden].copy_from_slice(h_b);
-            }
-        }
-        out
-    }
-
-    pub(super) mod kernel {
-        //! The products with the weights, added in place to the gates: the
-        //! recurrent h·W_hhᵀ of one step, and x·W_ihᵀ in blocks of rows. gemm
-        //! packs and re-reads the weights several times per call; here they
-        //! are packed once at load into panels of 16 gate columns that stay
-        //! in L1 while every row goes through them, so each call reads the
-        //! weights from L2/L3 once (AVX2 + FMA; other CPUs keep gemm).
-
-        /// Gate columns per panel: two AVX registers.
-        const PANEL: usize = 16;
-        /// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
-        /// fit the 16 AVX registers.
-        const ROWS: usize = 6;
-
-        /// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
-        /// (depth, 16), each row-major, starting on a 32-byte boundary.
-        pub struct Packed {
-            data: Vec<f32>,
-            offset: usize,
-            hidden: usize,
-            gates: usize,
-        }
-
-        impl Packed {
-            /// `None` where the kernel does not run (no AVX2/FMA, or gates
-            /// not a multiple of 16); the caller then uses gemm.
-            pub fn new(w_hh_t: &[f32], hidden: usize, gates: usize) -> Option<Self> {
-                if !available() || !gates.is_multiple_of(PANEL) || w_hh_t.len() != hidden * gates {
-                    return None;
-                }
-                let mut data = vec![0f32; hidden * gates + 8];
-                let offset = data.as_ptr().align_offset(32).min(8);
-                for p in 0..gates / PANEL {
-                    for k in 0..hidden {
-                        let dst = offset + (p * hidden + k) * PANEL;
-                        data[dst..dst + PANEL]
-                            .copy_from_slice(&w_hh_t[k * gates + p * PANEL..][..PANEL]);
-                    }
-                }
-                Some(Self {
-                    data,
-                    offset,
-                    hidden,
-                    gates,
-                })
-            }
-
-            /// dst[b·dst_stride + j] += Σ_k h[b·depth + k]·Wᵀ[k, j] for
-            /// b < batch, j < gates (`hidden` is the depth).
-            pub fn accumulate(&self, h: &[f32], batch: usize, dst: &mut [f32], dst_stride: usize) {
-                assert!(h.len() >= batch * self.hidden);
-                assert!(batch == 0 || dst.len() >= (batch - 1) * dst_stride + self.gates);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `new` only succeeds when AVX2 and FMA are present;
-                // the asserts above bound every row read from h and written
-                // in dst, and the panels cover hidden × gates floats.
-                unsafe {
-                    avx2::accumulate(
-                        &self.data[self.offset..],
-                        self.hidden,
-                        self.gates,
-                        h,
-                        batch,
-                        dst.as_mut_ptr(),
-                        dst_stride,
-                    );
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!(
-                    "no packed kernel on this architecture: {h:?} {dst:?} {batch} {dst_stride}"
-                );
-            }
-        }
-
-        /// The LSTM cell update (see `super::cell`), 8 units at a time; only
-        /// called where `Packed::new` succeeded (AVX2 + FMA present).
-        pub fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
-            let hidden = c.len();
-            assert!(gates.len() == 4 * hidden && h.len() == hidden);
-            let vectorised = hidden / 8 * 8;
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers only get here after `available()`; the assert
-            // bounds every 8-wide access below `vectorised`.
-            unsafe {
-                avx2::cell(gates, c, h, vectorised);
-            }
-            if vectorised < hidden {
-                let (i, rest) = gates.split_at(hidden);
-                let (f, rest) = rest.split_at(hidden);
-                let (g, o) = rest.split_at(hidden);
-                for k in vectorised..hidden {
-                    let c_new =
-                        super::sigmoid(f[k]) * c[k] + super::sigmoid(i[k]) * super::tanh(g[k]);
-                    c[k] = c_new;
-                    h[k] = super::sigmoid(o[k]) * super::tanh(c_new);
-                }
-            }
-        }
-
-        fn available() -> bool {
-            #[cfg(target_arch = "x86_64")]
-            {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                false
-            }
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        mod avx2 {
-            use super::{PANEL, ROWS};
-            use std::arch::x86_64::*;
-
-            /// See `Packed::accumulate`; `packed` is the aligned panels.
-            #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn accumulate(
-                packed: &[f32],
-                hidden: usize,
-                gates: usize,
-                h: &[f32],
-                batch: usize,
-                dst: *mut f32,
-                dst_stride: usize,
-            ) {
-                for p in 0..gates / PANEL {
-                    // SAFETY (whole body): the caller checked the extents;
-                    // panel p is packed[p·hidden·16..][..hidden·16], row b
-                    // of h is h[b·hidden..][..hidden] and of dst
-                    // dst[b·dst_stride + 16·p..][..16].
-                    unsafe {
-                        let panel = packed.as_ptr().add(p * hidden * PANEL);
-                        let dst = dst.add(p * PANEL);
-                        let mut b = 0;
-                        while b + ROWS <= batch {
-                            block::<ROWS>(
-                                panel,
-                                hidden,
-                                h.as_ptr().add(b * hidden),
-                                dst.add(b * dst_stride),
-                                dst_stride,
-                            );
-                            b += ROWS;
-                        }
-                        let (hb, db) = (h.as_ptr().add(b * hidden), dst.add(b * dst_stride));
-                        match batch - b {
-                            1 => block::<1>(panel, hidden, hb, db, dst_stride),
-                            2 => block::<2>(panel, hidden, hb, db, dst_stride),
-                            3 => block::<3>(panel, hidden, hb, db, dst_stride),
-                            4 => block::<4>(panel, hidden, hb, db, dst_stride),
-                            5 => block::<5>(panel, hidden, hb, db, dst_stride),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-
-            /// `kernel::cell` for units `[0, units)`, units a multiple of 8.
-            #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
-                let hidden = c.len();
-                let g = gates.as_ptr();
-                // SAFETY: the caller checked gates = 4·hidden, h = hidden and
-                // units ≤ hidden, a multiple of 8.
-                unsafe {
-                    for k in (0..units).step_by(8) {
-                        let i = sigmoid(_mm256_loadu_ps(g.add(k)));
-                        let f = sigmoid(_mm256_loadu_ps(g.add(hidden + k)));
-                        let gg = tanh(_mm256_loadu_ps(g.add(2 * hidden + k)));
-                        let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + k)));
-                        let c_old = _mm256_loadu_ps(c.as_ptr().add(k));
-                        let c_new = _mm256_fmadd_ps(f, c_old, _mm256_mul_ps(i, gg));
-                        _mm256_storeu_ps(c.as_mut_ptr().add(k), c_new);
-                        _mm256_storeu_ps(h.as_mut_ptr().add(k), _mm256_mul_ps(o, tanh(c_new)));
-                    }
-                }
-            }
-
-            #[target_feature(enable = "avx2,fma")]
-            #[inline]
-            fn sigmoid(x: __m256) -> __m256 {
-                let half = _mm256_set1_ps(0.5);
-                _mm256_fmadd_ps(half, tanh(_mm256_mul_ps(half, x)), half)
-            }
-
-            /// `super::super::tanh`, with the division as a reciprocal
-            /// estimate and one Newton step (≈ 1 ulp; Zen 1's vdivps is
-            /// several times slower than the whole polynomial).
-            #[target_feature(enable = "avx2,fma")]
-            #[inline]
-            fn tanh(x: __m256) -> __m256 {
-                let x = _mm256_min_ps(
-                    _mm256_max_ps(x, _mm256_set1_ps(-7.905_311)),
-                    _mm256_set1_ps(7.905_311),
-                );
-                let x2 = _mm256_mul_ps(x, x);
-                let mut p = _mm256_set1_ps(-2.760_768_5e-16);
-                for coefficient in [
-                    2.000_188e-13,
-                    -8.604_672e-11,
-                    5.122_297e-8,
-                    1.485_722_4e-5,
-                    6.372_619_3e-4,
-                    4.893_524_6e-3,
-                ] {
-                    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(coefficient));
-                }
-                let p = _mm256_mul_ps(p, x);
-                let mut q = _mm256_set1_ps(1.198_258_4e-6);
-                for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
-                    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(coefficient));
-                }
-                let r = _mm256_rcp_ps(q);
-                // r·(2 − q·r)
-                let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
-                _mm256_mul_ps(p, r)
-            }
-
-            /// R sequences × one panel: 2·R accumulators in registers over
-            /// the whole hidden axis.
-            #[target_feature(enable = "avx2,fma")]
-            #[inline]
-            unsafe fn block<const R: usize>(
-                panel: *const f32,
-                hidden: usize,
-                h: *const f32,
-                dst: *mut f32,
-                dst_stride: usize,
-            ) {
-                // SAFETY: see `accumulate`.
-                unsafe {
-                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-                    for (r, a) in acc.iter_mut().enumerate() {
-                        a[0] = _mm256_loadu_ps(dst.add(r * dst_stride));
-                        a[1] = _mm256_loadu_ps(dst.add(r * dst_stride + 8));
-                    }
-                    for k in 0..hidden {
-                        let w0 = _mm256_load_ps(panel.add(k * PANEL));
-                        let w1 = _mm256_load_ps(panel.add(k * PANEL + 8));
-                        for (r, a) in acc.iter_mut().enumerate() {
-                            let x = _mm256_broadcast_ss(&*h.add(r * hidden + k));
-                            a[0] = _mm256_fmadd_ps(x, w0, a[0]);
-                            a[1] = _mm256_fmadd_ps(x, w1, a[1]);
-                        }
-                    }
-                    for (r, a) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(dst.add(r * dst_stride), a[0]);
-                        _mm256_storeu_ps(dst.add(r * dst_stride + 8), a[1]);
-                    }
+                    cell(0, g, c_b, h_b);
+                    h[b * hidden..(b + 1) * hidden].copy_from_slice(h_b);
                 }
             }
         }
     }
 
     /// One LSTM cell update for one sequence: gates (4·hidden, order i, f,
-    /// g, o) → c, h (hidden) in place.
+    /// g, o) → c, h (hidden) in place, for units `first..`.
     #[inline]
-    fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+    fn cell(first: usize, gates: &[f32], c: &mut [f32], h: &mut [f32]) {
         let hidden = c.len();
         let (i, rest) = gates.split_at(hidden);
         let (f, rest) = rest.split_at(hidden);
         let (g, o) = rest.split_at(hidden);
-        for k in 0..hidden {
+        for k in first..hidden {
             let c_new = sigmoid(f[k]) * c[k] + sigmoid(i[k]) * tanh(g[k]);
             c[k] = c_new;
             h[k] = sigmoid(o[k]) * tanh(c_new);
@@ -891,8 +708,21 @@ mod tests {
         let xs = Tensor::from_vec(flat, (batch, time, cfg.input_size), &Device::Cpu).unwrap();
         let want = naive(&xs_nested, &weights, &cfg);
         let dirs = if cfg.bidirectional { 2 } else { 1 };
+        // The CPU path as it runs where the packed kernels do not (gemm).
+        let mut unpacked = Lstm::new(
+            &cfg,
+            VarBuilder::from_tensors(weights.clone(), DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        for layer in &mut unpacked.layers {
+            for direction in layer.host.iter_mut().flatten() {
+                direction.w_ih_packed = None;
+                direction.w_hh_packed = None;
+            }
+        }
         for (name, got) in [
             ("cpu", lstm.forward(&xs).unwrap()),
+            ("cpu without packed kernels", unpacked.forward(&xs).unwrap()),
             ("generic", lstm.forward_generic(&xs).unwrap()),
         ] {
             assert_eq!(got.dims(), &[batch, time, dirs * cfg.hidden_size]);

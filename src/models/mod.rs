@@ -6,6 +6,7 @@ pub mod lstm;
 #[cfg(feature = "cuda")]
 mod lstm_cuda;
 pub mod mel;
+pub(crate) mod packed;
 pub mod segmentation;
 pub mod sincnet;
 mod sincnet_cpu;

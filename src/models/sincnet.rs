@@ -9,7 +9,7 @@
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 
-use crate::models::sincnet_cpu::{HostConv, HostNorm, HostSincNet};
+use crate::models::sincnet_cpu::{HostConv, HostNorm, HostSincNet, HostSincNetWeights};
 
 /// Hyper-parameters of the SincNet front end.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,7 +216,7 @@ impl SincNet {
             norm(cfg.conv_channels, 2)?,
         ];
         let host = if vb.device().is_cpu() {
-            Some(HostSincNet {
+            Some(HostSincNet::new(HostSincNetWeights {
                 wav_norm: wav_norm.to_host()?,
                 filters: host_vec(&filters)?,
                 num_filters: cfg.num_filters,
@@ -231,7 +231,7 @@ impl SincNet {
                 ],
                 eps: NORM_EPS as f32,
                 slope: LEAKY_SLOPE as f32,
-            })
+            }))
         } else {
             None
         };

@@ -1,11 +1,20 @@
 //! The float32 CPU implementation of SincNet's forward pass. The generic
 //! candle path materialises an im2col copy of the waveform (251 floats per
 //! output frame), a transposed copy of the conv output and one full-size
-//! tensor per element-wise op; here each convolution is gemm calls on
-//! strided views of the input, and abs → max-pool → instance norm → leaky
-//! ReLU is one pass per channel. Windows are spread over threads.
+//! tensor per element-wise op. Here activations are time-major (frames ×
+//! channels), so every convolution is one product of the weights with
+//! overlapping rows of its input, which *are* the im2col matrix without a
+//! copy (`packed::RowProduct`); abs → max-pool → instance norm → leaky ReLU
+//! is one pass over rows. Windows are spread over threads.
+//!
+//! The waveform's instance norm is affine, so the sinc convolution runs on
+//! the raw samples and the norm is applied to its output: conv(a·x + b) =
+//! a·conv(x) + b·Σfilter. Overlapping windows of one signal then share one
+//! sinc convolution of the whole span.
 
 use candle_core::Result;
+
+use crate::models::packed::RowProduct;
 
 /// A learned Conv1d: weight (out, in, kernel) row-major, bias (out).
 pub(crate) struct HostConv {
@@ -22,7 +31,8 @@ pub(crate) struct HostNorm {
     pub bias: Vec<f32>,
 }
 
-pub(crate) struct HostSincNet {
+/// What `HostSincNet::new` is built from.
+pub(crate) struct HostSincNetWeights {
     pub wav_norm: HostNorm,
     /// (filters, taps) row-major
     pub filters: Vec<f32>,
@@ -36,16 +46,92 @@ pub(crate) struct HostSincNet {
     pub slope: f32,
 }
 
+pub(crate) struct HostSincNet {
+    wav_norm: HostNorm,
+    taps: usize,
+    stride: usize,
+    pool: usize,
+    norms: [HostNorm; 3],
+    eps: f32,
+    slope: f32,
+    /// Σ_k filter[f, k], for the waveform norm's shift.
+    filter_sums: Vec<f32>,
+    /// Sinc filters as a product: taps deep, filters wide (no bias).
+    sinc: RowProduct,
+    /// The learned convolutions: kernel × (previous stage's stored width)
+    /// deep, their output channels rounded up to 16 wide (zero weights).
+    convs: [RowProduct; 2],
+    kernels: [usize; 2],
+    /// Channels that are real in each stage's output (the rest is padding).
+    channels: [usize; 3],
+}
+
+/// `n` rounded up to the packed kernel's panel width.
+fn padded(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
 impl HostSincNet {
+    pub fn new(w: HostSincNetWeights) -> Self {
+        let filters = w.num_filters;
+        let sinc_width = padded(filters);
+        let mut sinc_w = vec![0f32; w.taps * sinc_width];
+        for f in 0..filters {
+            for k in 0..w.taps {
+                sinc_w[k * sinc_width + f] = w.filters[f * w.taps + k];
+            }
+        }
+        let filter_sums = w
+            .filters
+            .chunks_exact(w.taps)
+            .map(|f| f.iter().sum())
+            .collect();
+        let sinc = RowProduct::new(sinc_w, vec![0.0; sinc_width], w.taps, sinc_width);
+        // Input row t of a conv is frames t..t+kernel of the previous stage,
+        // `in_width` floats each: index k·in_width + c.
+        let conv_product = |conv: &HostConv, in_width: usize| {
+            let out_width = padded(conv.c_out);
+            let depth = conv.kernel * in_width;
+            let mut m = vec![0f32; depth * out_width];
+            for o in 0..conv.c_out {
+                for c in 0..conv.c_in {
+                    for k in 0..conv.kernel {
+                        m[(k * in_width + c) * out_width + o] =
+                            conv.weight[(o * conv.c_in + c) * conv.kernel + k];
+                    }
+                }
+            }
+            let mut bias = conv.bias.clone();
+            bias.resize(out_width, 0.0);
+            RowProduct::new(m, bias, depth, out_width)
+        };
+        let conv0 = conv_product(&w.convs[0], sinc_width);
+        let conv1 = conv_product(&w.convs[1], conv0.gates);
+        Self {
+            wav_norm: w.wav_norm,
+            taps: w.taps,
+            stride: w.stride,
+            pool: w.pool,
+            norms: w.norms,
+            eps: w.eps,
+            slope: w.slope,
+            filter_sums,
+            sinc,
+            kernels: [w.convs[0].kernel, w.convs[1].kernel],
+            channels: [filters, w.convs[0].c_out, w.convs[1].c_out],
+            convs: [conv0, conv1],
+        }
+    }
+
     /// (channels, frames) out for windows of `samples`; `None` when the
     /// window is shorter than the receptive field.
     pub fn output_shape(&self, samples: usize) -> Option<(usize, usize)> {
         let mut len = samples.checked_sub(self.taps)? / self.stride + 1;
         len /= self.pool;
-        for conv in &self.convs {
-            len = (len + 1).checked_sub(conv.kernel)? / self.pool;
+        for kernel in self.kernels {
+            len = (len + 1).checked_sub(kernel)? / self.pool;
         }
-        (len > 0).then_some((self.convs[1].c_out, len))
+        (len > 0).then_some((self.channels[2], len))
     }
 
     /// wav (batch, samples) row-major → (batch, channels, frames).
@@ -55,37 +141,21 @@ impl HostSincNet {
         };
         let per_window = channels * frames;
         let mut out = vec![0f32; batch * per_window];
-        let threads = candle_core::utils::get_num_threads().max(1);
-        let inner = if batch >= threads {
-            gemm::Parallelism::None
-        } else {
-            gemm::Parallelism::Rayon(threads)
-        };
-        let per_thread = batch.div_ceil(threads.min(batch).max(1)).max(1);
-        std::thread::scope(|scope| {
-            for (wavs, outs) in wav
-                .chunks(per_thread * samples)
-                .zip(out.chunks_mut(per_thread * per_window))
-            {
-                scope.spawn(move || {
-                    for (x, y) in wavs
-                        .chunks_exact(samples)
-                        .zip(outs.chunks_exact_mut(per_window))
-                    {
-                        self.window(x, y, inner);
-                    }
-                });
-            }
+        let len0 = (samples - self.taps) / self.stride + 1;
+        self.each_window(&mut out, per_window, |c, y| {
+            let x = &wav[c * samples..(c + 1) * samples];
+            let mut conv = vec![0f32; len0 * self.sinc.gates];
+            self.sinc.apply(x, self.stride, len0, &mut conv);
+            self.window(x, &conv, y);
         });
         Ok(out)
     }
 
     /// `count` windows of `samples`, one every `step` samples of `signal`
     /// (torch's `signal.unfold(0, samples, step)`) → (count, channels,
-    /// frames). Equal to `forward` on the cut-out windows, but when `step` is
-    /// a multiple of the sinc stride, consecutive windows share their sinc
-    /// convolution frames, so those are computed once for the whole span:
-    /// instance norm is affine, conv(a·x + b) = a·conv(x) + b·Σfilter.
+    /// frames). Equal to `forward` on the cut-out windows; when `step` is a
+    /// multiple of the sinc stride, consecutive windows share their sinc
+    /// frames, so those are computed once for the whole span.
     pub fn forward_windows(
         &self,
         signal: &[f32],
@@ -112,156 +182,155 @@ impl HostSincNet {
                 .collect();
             return self.forward(&windows, count, samples);
         }
-        let threads = candle_core::utils::get_num_threads().max(1);
 
-        // Sinc conv of the whole span, columns split over the threads.
-        let len0 = (samples - self.taps) / self.stride + 1;
+        // Sinc frames of the whole span, rows split over the threads.
+        let width = self.sinc.gates;
         let span_frames = (span - self.taps) / self.stride + 1;
-        let mut conv = vec![0f32; self.num_filters * span_frames];
-        let per_thread = span_frames.div_ceil(threads);
-        let conv_ptr = SendPtr(conv.as_mut_ptr());
+        let mut conv = vec![0f32; span_frames * width];
+        let threads = candle_core::utils::get_num_threads().max(1);
+        let rows_per_thread = span_frames.div_ceil(threads);
         std::thread::scope(|scope| {
-            for first in (0..span_frames).step_by(per_thread) {
-                let cols = per_thread.min(span_frames - first);
+            for (i, dst) in conv.chunks_mut(rows_per_thread * width).enumerate() {
+                let first = i * rows_per_thread;
                 scope.spawn(move || {
-                    let conv_ptr = conv_ptr;
-                    // SAFETY: lhs is (num_filters, taps) contiguous; rhs
-                    // element (k, t) is signal[stride·(first + t) + k] ≤
-                    // signal[stride·(span_frames − 1) + taps − 1] < span;
-                    // dst element (f, t) is conv[f·span_frames + first + t]:
-                    // each thread writes its own columns [first, first + cols).
-                    unsafe {
-                        gemm::gemm(
-                            self.num_filters,
-                            cols,
-                            self.taps,
-                            conv_ptr.0.add(first),
-                            1,
-                            span_frames as isize,
-                            false,
-                            self.filters.as_ptr(),
-                            1,
-                            self.taps as isize,
-                            signal.as_ptr().add(self.stride * first),
-                            self.stride as isize,
-                            1,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
+                    let x = &signal[first * self.stride..span];
+                    self.sinc.apply(x, self.stride, dst.len() / width, dst);
                 });
             }
         });
-        let filter_sums: Vec<f32> = self
-            .filters
-            .chunks_exact(self.taps)
-            .map(|f| f.iter().sum())
-            .collect();
 
-        // Then each window on its own: wav_norm folded into the sinc frames,
-        // abs → pool → norm → leaky, and the two learned convolutions.
+        let len0 = (samples - self.taps) / self.stride + 1;
         let per_window = channels * frames;
         let mut out = vec![0f32; count * per_window];
-        let windows_per_thread = count.div_ceil(threads.min(count));
         let conv = &conv;
-        let filter_sums = &filter_sums;
-        std::thread::scope(|scope| {
-            for (chunk, outs) in out.chunks_mut(windows_per_thread * per_window).enumerate() {
-                scope.spawn(move || {
-                    for (i, y) in outs.chunks_exact_mut(per_window).enumerate() {
-                        let c = chunk * windows_per_thread + i;
-                        let x = &signal[c * step..c * step + samples];
-                        let (scale, shift) = normalisation(
-                            x,
-                            self.wav_norm.weight[0],
-                            self.wav_norm.bias[0],
-                            self.eps,
-                        );
-                        let first = c * step / self.stride;
-                        let stage = pool_norm_leaky_affine(
-                            conv,
-                            span_frames,
-                            first,
-                            len0,
-                            (scale, shift),
-                            filter_sums,
-                            self,
-                        );
-                        self.finish(stage, len0 / self.pool, y, gemm::Parallelism::None);
-                    }
-                });
-            }
+        self.each_window(&mut out, per_window, |c, y| {
+            let first = c * step / self.stride;
+            let x = &signal[c * step..c * step + samples];
+            self.window(x, &conv[first * width..(first + len0) * width], y);
         });
         Ok(out)
     }
 
-    /// The two learned convolutions after stage 0: stage (filters, len) → y.
-    fn finish(&self, mut stage: Vec<f32>, mut len: usize, y: &mut [f32], par: gemm::Parallelism) {
-        for (conv, norm) in self.convs.iter().zip(&self.norms[1..]) {
-            let (conv_out, conv_len) = convolve(&stage, len, conv, par);
-            stage = pool_norm_leaky(&conv_out, conv.c_out, conv_len, false, self, norm);
-            len = conv_len / self.pool;
+    /// Runs `f(window, output)` for every window, windows split over threads.
+    fn each_window(
+        &self,
+        out: &mut [f32],
+        per_window: usize,
+        f: impl Fn(usize, &mut [f32]) + Sync,
+    ) {
+        let count = out.len() / per_window;
+        if count == 0 {
+            return;
         }
-        y.copy_from_slice(&stage);
+        let threads = candle_core::utils::get_num_threads().max(1);
+        let per_thread = count.div_ceil(threads.min(count));
+        let f = &f;
+        std::thread::scope(|scope| {
+            for (chunk, outs) in out.chunks_mut(per_thread * per_window).enumerate() {
+                scope.spawn(move || {
+                    for (i, y) in outs.chunks_exact_mut(per_window).enumerate() {
+                        f(chunk * per_thread + i, y);
+                    }
+                });
+            }
+        });
     }
 
-    /// One window: x (samples) → y (channels, frames).
-    fn window(&self, x: &[f32], y: &mut [f32], par: gemm::Parallelism) {
-        // wav_norm1d over the whole window.
-        let mut xs = x.to_vec();
-        normalise(
-            &mut xs,
-            self.wav_norm.weight[0],
-            self.wav_norm.bias[0],
-            self.eps,
-        );
-
-        // Sinc conv: y0[f, t] = Σ_k filters[f, k]·x[stride·t + k]. The
-        // waveform read with row stride 1 and column stride `stride` *is*
-        // the im2col matrix (taps, frames), so no copy is made.
-        let len0 = (xs.len() - self.taps) / self.stride + 1;
-        let mut y0 = vec![0f32; self.num_filters * len0];
-        // SAFETY: lhs is (num_filters, taps) contiguous; rhs element (k, t)
-        // is xs[k + stride·t] ≤ xs[taps − 1 + stride·(len0 − 1)] < xs.len();
-        // dst is (num_filters, len0) contiguous.
-        unsafe {
-            gemm::gemm(
-                self.num_filters,
-                len0,
-                self.taps,
-                y0.as_mut_ptr(),
-                1,
-                len0 as isize,
-                false,
-                self.filters.as_ptr(),
-                1,
-                self.taps as isize,
-                xs.as_ptr(),
-                self.stride as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
+    /// One window: its samples x and the sinc frames of the raw samples
+    /// (frames × filters, time-major) → y (channels, frames).
+    fn window(&self, x: &[f32], conv: &[f32], y: &mut [f32]) {
+        let (scale, shift) =
+            normalisation(x, self.wav_norm.weight[0], self.wav_norm.bias[0], self.eps);
+        // The normalised waveform's sinc frames: conv·scale + shift·Σfilter.
+        let offsets: Vec<f32> = self.filter_sums.iter().map(|s| shift * s).collect();
+        let mut width = self.sinc.gates;
+        let mut stage = self.pool_norm_leaky(conv, width, 0, Some((scale, &offsets)));
+        for (i, (conv, &kernel)) in self.convs.iter().zip(&self.kernels).enumerate() {
+            let rows = stage.len() / width + 1 - kernel;
+            let mut out = vec![0f32; rows * conv.gates];
+            conv.apply(&stage, width, rows, &mut out);
+            width = conv.gates;
+            stage = self.pool_norm_leaky(&out, width, i + 1, None);
         }
-        let stage = pool_norm_leaky(&y0, self.num_filters, len0, true, self, &self.norms[0]);
-        self.finish(stage, len0 / self.pool, y, par);
+        // (frames, width) → (channels, frames)
+        let frames = stage.len() / width;
+        for (c, row) in y.chunks_exact_mut(frames).enumerate() {
+            for (t, v) in row.iter_mut().enumerate() {
+                *v = stage[t * width + c];
+            }
+        }
+    }
+
+    /// x (rows, width), time-major → max-pool over rows (of |x·scale +
+    /// offset[c]| with `affine`) → instance norm `index` → leaky ReLU:
+    /// (rows / pool, width), padding channels zero.
+    fn pool_norm_leaky(
+        &self,
+        x: &[f32],
+        width: usize,
+        index: usize,
+        affine: Option<(f32, &[f32])>,
+    ) -> Vec<f32> {
+        let channels = self.channels[index];
+        let rows = x.len() / width / self.pool;
+        let mut out = vec![0f32; rows * width];
+        for (dst, window) in out
+            .chunks_exact_mut(width)
+            .zip(x.chunks_exact(width * self.pool))
+        {
+            let dst = &mut dst[..channels];
+            match affine {
+                Some((scale, offsets)) => {
+                    dst.fill(0.0);
+                    for src in window.chunks_exact(width) {
+                        for ((d, &v), &o) in dst.iter_mut().zip(src).zip(offsets) {
+                            *d = d.max((v * scale + o).abs());
+                        }
+                    }
+                }
+                None => {
+                    dst.copy_from_slice(&window[..channels]);
+                    for src in window.chunks_exact(width).skip(1) {
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = d.max(v);
+                        }
+                    }
+                }
+            }
+        }
+        // Instance norm per channel over time: mean, then biased variance,
+        // accumulated in float64 like `normalisation`.
+        let n = rows as f64;
+        let mut mean = vec![0f64; channels];
+        for row in out.chunks_exact(width) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0f64; channels];
+        for row in out.chunks_exact(width) {
+            for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+                *s += (v as f64 - m).powi(2);
+            }
+        }
+        let norm = &self.norms[index];
+        let (scales, shifts): (Vec<f32>, Vec<f32>) = (0..channels)
+            .map(|c| {
+                let inv = 1.0 / (var[c] / n + self.eps as f64).sqrt();
+                let scale = norm.weight[c] as f64 * inv;
+                (scale as f32, (norm.bias[c] as f64 - mean[c] * scale) as f32)
+            })
+            .unzip();
+        for row in out.chunks_exact_mut(width) {
+            for ((v, &a), &b) in row.iter_mut().zip(&scales).zip(&shifts) {
+                let z = *v * a + b;
+                *v = if z >= 0.0 { z } else { z * self.slope };
+            }
+        }
+        out
     }
 }
-
-/// A raw pointer that may cross into scoped threads that write disjoint parts.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to hand disjoint column ranges of one buffer to scoped
-// threads, which all finish before the buffer is read.
-unsafe impl Send for SendPtr {}
 
 /// (scale, shift) such that x·scale + shift = (x − mean)/sqrt(biased var +
 /// eps)·w + b.
@@ -272,116 +341,4 @@ fn normalisation(xs: &[f32], weight: f32, bias: f32, eps: f32) -> (f32, f32) {
     let scale = (weight as f64 / (var + eps as f64).sqrt()) as f32;
     let shift = (bias as f64 - mean * weight as f64 / (var + eps as f64).sqrt()) as f32;
     (scale, shift)
-}
-
-/// In place: (x − mean)/sqrt(biased var + eps)·w + b.
-fn normalise(xs: &mut [f32], weight: f32, bias: f32, eps: f32) {
-    let (scale, shift) = normalisation(xs, weight, bias, eps);
-    for v in xs.iter_mut() {
-        *v = *v * scale + shift;
-    }
-}
-
-/// Stage 0 of one window from the span's sinc frames: the window's frames
-/// are columns `[first, first + len)` of `conv` (filters, span_frames) of the
-/// raw signal; the window's normalised input x·scale + shift makes them
-/// conv·scale + shift·Σfilter. Then |·| → max-pool → instance norm → leaky
-/// ReLU: (filters, len / pool).
-fn pool_norm_leaky_affine(
-    conv: &[f32],
-    span_frames: usize,
-    first: usize,
-    len: usize,
-    (scale, shift): (f32, f32),
-    filter_sums: &[f32],
-    net: &HostSincNet,
-) -> Vec<f32> {
-    let out_len = len / net.pool;
-    let mut out = vec![0f32; net.num_filters * out_len];
-    for (f, dst) in out.chunks_exact_mut(out_len).enumerate() {
-        let start = f * span_frames + first;
-        let row = &conv[start..start + out_len * net.pool];
-        let offset = shift * filter_sums[f];
-        for (d, window) in dst.iter_mut().zip(row.chunks_exact(net.pool)) {
-            *d = window
-                .iter()
-                .fold(0f32, |m, &v| m.max((v * scale + offset).abs()));
-        }
-        let norm = &net.norms[0];
-        normalise(dst, norm.weight[f], norm.bias[f], net.eps);
-        for v in dst.iter_mut() {
-            *v = if *v >= 0.0 { *v } else { *v * net.slope };
-        }
-    }
-    out
-}
-
-/// x (channels, len) → max-pool (optionally of |x|) → instance norm →
-/// leaky ReLU: (channels, len / pool).
-fn pool_norm_leaky(
-    x: &[f32],
-    channels: usize,
-    len: usize,
-    abs: bool,
-    net: &HostSincNet,
-    norm: &HostNorm,
-) -> Vec<f32> {
-    let out_len = len / net.pool;
-    let mut out = vec![0f32; channels * out_len];
-    for c in 0..channels {
-        let row = &x[c * len..c * len + out_len * net.pool];
-        let dst = &mut out[c * out_len..(c + 1) * out_len];
-        for (d, window) in dst.iter_mut().zip(row.chunks_exact(net.pool)) {
-            *d = if abs {
-                window.iter().fold(0f32, |m, v| m.max(v.abs()))
-            } else {
-                window.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
-            };
-        }
-        normalise(dst, norm.weight[c], norm.bias[c], net.eps);
-        for v in dst.iter_mut() {
-            *v = if *v >= 0.0 { *v } else { *v * net.slope };
-        }
-    }
-    out
-}
-
-/// Valid Conv1d with bias: x (c_in, len) → ((c_out, len − kernel + 1), that length),
-/// as `kernel` gemm calls, each on a shifted view of x.
-fn convolve(x: &[f32], len: usize, conv: &HostConv, par: gemm::Parallelism) -> (Vec<f32>, usize) {
-    let out_len = len + 1 - conv.kernel;
-    let mut y: Vec<f32> = conv
-        .bias
-        .iter()
-        .flat_map(|&b| std::iter::repeat_n(b, out_len))
-        .collect();
-    for k in 0..conv.kernel {
-        // SAFETY: lhs element (o, c) is weight[o·c_in·kernel + c·kernel + k],
-        // inside the (c_out, c_in, kernel) weight; rhs element (c, t) is
-        // x[c·len + t + k] with t + k < len; dst is (c_out, out_len) contiguous.
-        unsafe {
-            gemm::gemm(
-                conv.c_out,
-                out_len,
-                conv.c_in,
-                y.as_mut_ptr(),
-                1,
-                out_len as isize,
-                true,
-                conv.weight.as_ptr().add(k),
-                conv.kernel as isize,
-                (conv.c_in * conv.kernel) as isize,
-                x.as_ptr().add(k),
-                1,
-                len as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
-    }
-    (y, out_len)
 }

@@ -200,6 +200,7 @@ impl Engine {
     /// Starts the engine thread, chooses the backend and loads `D` on it.
     /// Fails only if the pipeline cannot be loaded even on the CPU.
     pub fn start<D: Diarizer + 'static>(config: EngineConfig) -> Result<Engine> {
+        memory::limit_malloc_arenas();
         let preference = config.device.with_env_override()?;
         let capacity = config.queue_capacity.max(1);
         let shared = Arc::new(Shared {

@@ -37,6 +37,31 @@ pub fn batch_size(free_bytes: Option<u64>, bytes_per_window: u64, cap: usize) ->
     usize::try_from(fits).unwrap_or(usize::MAX).clamp(1, cap)
 }
 
+/// Keeps glibc's malloc to a single arena for the whole process. By default
+/// every thread that allocates may get an arena of its own, and the network
+/// workers (fresh threads for every batch) leave their freed multi-megabyte
+/// buffers in theirs, where they stay resident: about 60 MB that never went
+/// back to the system. Measured on a 3-minute job: peak RSS 185 → 127 MB,
+/// RSS after the job 141 → 51 MB, CPU time unchanged (the workers allocate
+/// a few large buffers, so they hardly contend for the lock). A no-op on
+/// other C libraries; calling it again changes nothing.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::ffi::c_int;
+        /// glibc `malloc.h`.
+        const M_ARENA_MAX: c_int = -8;
+        unsafe extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        // SAFETY: mallopt only sets an allocator parameter, which glibc
+        // allows at any time; arenas made before keep serving their threads.
+        unsafe {
+            mallopt(M_ARENA_MAX, 1);
+        }
+    }
+}
+
 /// Free memory for tensors on `device`: the GPU's own figure, or the
 /// system's available RAM for the CPU.
 pub(crate) fn free_bytes(device: &Device, probe: Option<&mut SystemProbe>) -> Option<u64> {

@@ -1,0 +1,397 @@
+//! Products with a fixed weight matrix, x·Wᵀ added in place to rows of a
+//! destination: the LSTMs' input projections and recurrent steps, and the
+//! SincNet convolutions (as products with overlapping rows of the input). gemm
+//! packs and re-reads the weights several times per call; here they
+//! are packed once at load into panels of 16 gate columns that stay
+//! in L1 while every row goes through them, so each call reads the
+//! weights from L2/L3 once (AVX2 + FMA; other CPUs keep gemm).
+
+/// Gate columns per panel: two AVX registers.
+const PANEL: usize = 16;
+/// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
+/// fit the 16 AVX registers.
+const ROWS: usize = 6;
+
+/// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
+/// (depth, 16), each row-major, starting on a 32-byte boundary.
+pub struct Packed {
+    data: Vec<f32>,
+    offset: usize,
+    depth: usize,
+    gates: usize,
+}
+
+impl Packed {
+    /// `None` where the kernel does not run (no AVX2/FMA, or gates
+    /// not a multiple of 16); the caller then uses gemm.
+    pub fn new(w_t: &[f32], depth: usize, gates: usize) -> Option<Self> {
+        if !available() || !gates.is_multiple_of(PANEL) || w_t.len() != depth * gates {
+            return None;
+        }
+        let mut data = vec![0f32; depth * gates + 8];
+        let offset = data.as_ptr().align_offset(32).min(8);
+        for p in 0..gates / PANEL {
+            for k in 0..depth {
+                let dst = offset + (p * depth + k) * PANEL;
+                data[dst..dst + PANEL].copy_from_slice(&w_t[k * gates + p * PANEL..][..PANEL]);
+            }
+        }
+        Some(Self {
+            data,
+            offset,
+            depth,
+            gates,
+        })
+    }
+
+    /// dst[b·dst_stride + j] (+)= Σ_k x[b·x_stride + k]·Wᵀ[k, j] for
+    /// b < rows, j < gates: added to dst, or with `bias` (gates
+    /// long) written as bias + product without reading dst.
+    ///
+    /// # Safety
+    ///
+    /// Rows b < rows of x (depth floats at x + b·x_stride) must be
+    /// readable and rows of dst (gates floats at dst + b·dst_stride)
+    /// writable, and no other thread may write the former or touch
+    /// the latter during the call.
+    pub unsafe fn accumulate_raw(
+        &self,
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+        bias: Option<&[f32]>,
+    ) {
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), self.gates);
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `new` only succeeds when AVX2 and FMA are present;
+        // the caller vouches for the rows, and the panels cover
+        // depth × gates floats.
+        unsafe {
+            avx2::accumulate(
+                &self.data[self.offset..],
+                self.depth,
+                self.gates,
+                (x, x_stride),
+                rows,
+                (dst, dst_stride),
+                bias,
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "no packed kernel on this architecture: {x:?} {x_stride} {rows} {dst:?} {dst_stride} {bias:?}"
+        );
+    }
+}
+
+/// The LSTM cell update (gates in the order i, f, g, o → c, h in place)
+/// for the first `hidden / 8 · 8` units, 8 at a time; returns how many it
+/// did. Only called where `Packed::new` succeeded (AVX2 + FMA present).
+pub fn lstm_cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) -> usize {
+    let hidden = c.len();
+    assert!(gates.len() == 4 * hidden && h.len() == hidden);
+    let vectorised = hidden / 8 * 8;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: callers only get here after `available()`; the assert
+    // bounds every 8-wide access below `vectorised`.
+    unsafe {
+        avx2::cell(gates, c, h, vectorised);
+    }
+    vectorised
+}
+
+/// dst = bias + X·W, X's rows read with a stride of their own, so they
+/// may overlap: a convolution's input read as its im2col matrix. Through
+/// the packed kernel where it runs, gemm elsewhere.
+pub struct RowProduct {
+    /// (depth, gates) row-major
+    w: Vec<f32>,
+    /// (gates)
+    bias: Vec<f32>,
+    packed: Option<Packed>,
+    pub depth: usize,
+    pub gates: usize,
+}
+
+impl RowProduct {
+    /// `w`: (depth, gates) row-major; `bias`: (gates).
+    pub fn new(w: Vec<f32>, bias: Vec<f32>, depth: usize, gates: usize) -> Self {
+        assert_eq!(w.len(), depth * gates);
+        assert_eq!(bias.len(), gates);
+        Self {
+            packed: Packed::new(&w, depth, gates),
+            w,
+            bias,
+            depth,
+            gates,
+        }
+    }
+
+    /// dst (rows, gates) row-major: row r = bias + Σ_k x[r·x_stride + k]·w[k, ·].
+    pub fn apply(&self, x: &[f32], x_stride: usize, rows: usize, dst: &mut [f32]) {
+        if rows == 0 {
+            return;
+        }
+        assert!((rows - 1) * x_stride + self.depth <= x.len());
+        assert!(dst.len() >= rows * self.gates);
+        match &self.packed {
+            Some(packed) => {
+                // Blocks of rows small enough for their inputs to stay in L2
+                // while every panel of W goes through them.
+                const BLOCK: usize = 48;
+                for first in (0..rows).step_by(BLOCK) {
+                    // SAFETY: the asserts bound rows [first, first + n) of x
+                    // and dst, and the borrows make them exclusive.
+                    unsafe {
+                        packed.accumulate_raw(
+                            x.as_ptr().add(first * x_stride),
+                            x_stride,
+                            BLOCK.min(rows - first),
+                            dst.as_mut_ptr().add(first * self.gates),
+                            self.gates,
+                            Some(&self.bias),
+                        );
+                    }
+                }
+            }
+            None => {
+                for row in dst[..rows * self.gates].chunks_exact_mut(self.gates) {
+                    row.copy_from_slice(&self.bias);
+                }
+                // SAFETY: lhs element (r, k) is x[r·x_stride + k], inside x by
+                // the assert; rhs is w (depth, gates) and dst (rows, gates),
+                // both row-major and contiguous.
+                unsafe {
+                    gemm::gemm(
+                        rows,
+                        self.gates,
+                        self.depth,
+                        dst.as_mut_ptr(),
+                        1,
+                        self.gates as isize,
+                        true,
+                        x.as_ptr(),
+                        1,
+                        x_stride as isize,
+                        self.w.as_ptr(),
+                        1,
+                        self.gates as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether the kernels run on this CPU.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{PANEL, ROWS};
+    use std::arch::x86_64::*;
+
+    /// See `Packed::accumulate_raw`; `packed` is the aligned panels.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn accumulate(
+        packed: &[f32],
+        depth: usize,
+        gates: usize,
+        (x, x_stride): (*const f32, usize),
+        rows: usize,
+        (dst, dst_stride): (*mut f32, usize),
+        bias: Option<&[f32]>,
+    ) {
+        for p in 0..gates / PANEL {
+            // SAFETY (whole body): the caller vouches for the rows;
+            // panel p is packed[p·depth·16..][..depth·16] and its
+            // bias bias[16·p..][..16].
+            unsafe {
+                let panel = packed.as_ptr().add(p * depth * PANEL);
+                let bias = bias.map(|b| b.as_ptr().add(p * PANEL));
+                let dst = dst.add(p * PANEL);
+                let mut b = 0;
+                while b + ROWS <= rows {
+                    let (xb, db) = (x.add(b * x_stride), dst.add(b * dst_stride));
+                    block::<ROWS>(panel, depth, (xb, x_stride), (db, dst_stride), bias);
+                    b += ROWS;
+                }
+                let (xb, db) = (x.add(b * x_stride), dst.add(b * dst_stride));
+                let (xb, db) = ((xb, x_stride), (db, dst_stride));
+                match rows - b {
+                    1 => block::<1>(panel, depth, xb, db, bias),
+                    2 => block::<2>(panel, depth, xb, db, bias),
+                    3 => block::<3>(panel, depth, xb, db, bias),
+                    4 => block::<4>(panel, depth, xb, db, bias),
+                    5 => block::<5>(panel, depth, xb, db, bias),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// `lstm_cell` for units `[0, units)`, units a multiple of 8.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
+        let hidden = c.len();
+        let g = gates.as_ptr();
+        // SAFETY: the caller checked gates = 4·hidden, h = hidden and
+        // units ≤ hidden, a multiple of 8.
+        unsafe {
+            for k in (0..units).step_by(8) {
+                let i = sigmoid(_mm256_loadu_ps(g.add(k)));
+                let f = sigmoid(_mm256_loadu_ps(g.add(hidden + k)));
+                let gg = tanh(_mm256_loadu_ps(g.add(2 * hidden + k)));
+                let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + k)));
+                let c_old = _mm256_loadu_ps(c.as_ptr().add(k));
+                let c_new = _mm256_fmadd_ps(f, c_old, _mm256_mul_ps(i, gg));
+                _mm256_storeu_ps(c.as_mut_ptr().add(k), c_new);
+                _mm256_storeu_ps(h.as_mut_ptr().add(k), _mm256_mul_ps(o, tanh(c_new)));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn sigmoid(x: __m256) -> __m256 {
+        let half = _mm256_set1_ps(0.5);
+        _mm256_fmadd_ps(half, tanh(_mm256_mul_ps(half, x)), half)
+    }
+
+    /// `lstm::cpu::tanh`, with the division as a reciprocal
+    /// estimate and one Newton step (≈ 1 ulp; Zen 1's vdivps is
+    /// several times slower than the whole polynomial).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn tanh(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-7.905_311)),
+            _mm256_set1_ps(7.905_311),
+        );
+        let x2 = _mm256_mul_ps(x, x);
+        let mut p = _mm256_set1_ps(-2.760_768_5e-16);
+        for coefficient in [
+            2.000_188e-13,
+            -8.604_672e-11,
+            5.122_297e-8,
+            1.485_722_4e-5,
+            6.372_619_3e-4,
+            4.893_524_6e-3,
+        ] {
+            p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(coefficient));
+        }
+        let p = _mm256_mul_ps(p, x);
+        let mut q = _mm256_set1_ps(1.198_258_4e-6);
+        for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
+            q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(coefficient));
+        }
+        let r = _mm256_rcp_ps(q);
+        // r·(2 − q·r)
+        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
+        _mm256_mul_ps(p, r)
+    }
+
+    /// R rows × one panel: 2·R accumulators in registers over the
+    /// whole depth, starting from dst (or from the bias).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const R: usize>(
+        panel: *const f32,
+        depth: usize,
+        (x, x_stride): (*const f32, usize),
+        (dst, dst_stride): (*mut f32, usize),
+        bias: Option<*const f32>,
+    ) {
+        // SAFETY: see `accumulate`.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                let from = bias.unwrap_or(dst.add(r * dst_stride));
+                a[0] = _mm256_loadu_ps(from);
+                a[1] = _mm256_loadu_ps(from.add(8));
+            }
+            for k in 0..depth {
+                let w0 = _mm256_load_ps(panel.add(k * PANEL));
+                let w1 = _mm256_load_ps(panel.add(k * PANEL + 8));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let v = _mm256_broadcast_ss(&*x.add(r * x_stride + k));
+                    a[0] = _mm256_fmadd_ps(v, w0, a[0]);
+                    a[1] = _mm256_fmadd_ps(v, w1, a[1]);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(dst.add(r * dst_stride), a[0]);
+                _mm256_storeu_ps(dst.add(r * dst_stride + 8), a[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dst = bias + X·W by the textbook loop, X's rows overlapping.
+    fn naive(w: &[f32], bias: &[f32], x: &[f32], x_stride: usize, rows: usize) -> Vec<f32> {
+        let (depth, gates) = (w.len() / bias.len(), bias.len());
+        let mut out = Vec::with_capacity(rows * gates);
+        for r in 0..rows {
+            for j in 0..gates {
+                let dot: f64 = (0..depth)
+                    .map(|k| x[r * x_stride + k] as f64 * w[k * gates + j] as f64)
+                    .sum();
+                out.push((bias[j] as f64 + dot) as f32);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn row_products_match_the_textbook_loop() {
+        let value = |i: usize, seed: usize| ((i * 7_919 + seed) % 1_000) as f32 / 500.0 - 1.0;
+        // Overlapping rows (stride < depth) like a convolution, blocks of 48
+        // rows plus tails of every length 1..6.
+        for (depth, gates, x_stride, rows) in [(25, 32, 10, 107), (7, 16, 7, 5), (40, 48, 3, 53)] {
+            let w: Vec<f32> = (0..depth * gates).map(|i| value(i, 1)).collect();
+            let bias: Vec<f32> = (0..gates).map(|i| value(i, 2)).collect();
+            let x: Vec<f32> = (0..(rows - 1) * x_stride + depth)
+                .map(|i| value(i, 3))
+                .collect();
+            let want = naive(&w, &bias, &x, x_stride, rows);
+            let mut product = RowProduct::new(w, bias, depth, gates);
+            assert_eq!(product.packed.is_some(), available());
+            for packed in [true, false] {
+                if !packed {
+                    product.packed = None;
+                }
+                let mut got = vec![f32::NAN; rows * gates];
+                product.apply(&x, x_stride, rows, &mut got);
+                let max = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(max < 1e-5, "packed {packed}, depth {depth}: {max:e}");
+            }
+        }
+    }
+}

@@ -412,7 +412,8 @@ mod tests {
         Box::new(|_device| {
             Box::new(|| {
                 let (rate, channels) = (48_000u32, 2usize);
-                let (mut producer, consumer) = rtrb::RingBuffer::<f32>::new(rate as usize * channels);
+                let (mut producer, consumer) =
+                    rtrb::RingBuffer::<f32>::new(rate as usize * channels);
                 let health = std::sync::Arc::new(diarist::audio::capture::CaptureHealth::default());
                 let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let thread_stop = std::sync::Arc::clone(&stop);
@@ -423,7 +424,8 @@ mod tests {
                         std::thread::sleep(Duration::from_millis(5));
                         let due = (started.elapsed().as_secs_f64() * f64::from(rate)) as usize;
                         while n < due {
-                            let v = 0.5 * (std::f32::consts::TAU * 440.0 * n as f32 / rate as f32).sin();
+                            let v = 0.5
+                                * (std::f32::consts::TAU * 440.0 * n as f32 / rate as f32).sin();
                             for _ in 0..channels {
                                 let _ = producer.push(v);
                             }
@@ -767,10 +769,16 @@ mod tests {
         let started = invoke(&t.window, "start_recording", json!({})).unwrap();
         assert_eq!(started["device"], "test tone");
         let path = PathBuf::from(started["path"].as_str().unwrap());
-        assert!(path.starts_with(t.dir.path().join("recordings")), "{path:?}");
+        assert!(
+            path.starts_with(t.dir.path().join("recordings")),
+            "{path:?}"
+        );
         let again = invoke(&t.window, "start_recording", json!({})).unwrap_err();
         assert_eq!(again["code"], "busy");
-        assert_eq!(invoke(&t.window, "app_state", json!({})).unwrap()["recording"], true);
+        assert_eq!(
+            invoke(&t.window, "app_state", json!({})).unwrap()["recording"],
+            true
+        );
 
         // Status comes about ten times a second, with the tone's level.
         let mut statuses = Vec::new();
@@ -794,12 +802,19 @@ mod tests {
         assert_eq!(wav.spec().sample_rate, 16_000);
         assert!(wav.len() >= 8_000);
         assert!(!diarist::record::marker_path(&path).exists());
-        assert_eq!(invoke(&t.window, "stop_recording", json!({})).unwrap(), Value::Null);
+        assert_eq!(
+            invoke(&t.window, "stop_recording", json!({})).unwrap(),
+            Value::Null
+        );
         let stopped_event = rx
             .iter()
             .find(|(name, _)| *name == recording::events::STOPPED)
             .unwrap();
-        assert!(stopped_event.1.contains(r#""reason":"stopped""#), "{}", stopped_event.1);
+        assert!(
+            stopped_event.1.contains(r#""reason":"stopped""#),
+            "{}",
+            stopped_event.1
+        );
 
         // The recording is the user's: it queues like a dropped file.
         let queued = invoke(

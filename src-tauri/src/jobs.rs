@@ -124,7 +124,12 @@ impl Jobs {
     }
 
     /// Names a live speaker; a blank name restores the label.
-    pub fn rename_live(&self, live_job: JobId, label: &str, name: &str) -> Result<(), CommandError> {
+    pub fn rename_live(
+        &self,
+        live_job: JobId,
+        label: &str,
+        name: &str,
+    ) -> Result<(), CommandError> {
         let mut live = lock(&self.live);
         let session = live
             .get_mut(&live_job)

@@ -109,7 +109,10 @@ fn setup(app: &mut App) -> Result<(), Box<dyn std::error::Error>> {
     );
     let e2e_dir = e2e::dir_from_env();
     let test_run = e2e_dir.is_some();
-    manage_shell(app.handle(), Shell::new(engine, settings, recordings, e2e_dir))?;
+    manage_shell(
+        app.handle(),
+        Shell::new(engine, settings, recordings, e2e_dir),
+    )?;
     if test_run {
         app.add_capability(e2e::capability())?;
     }

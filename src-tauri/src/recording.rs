@@ -123,7 +123,8 @@ impl Recordings {
     }
 
     pub fn set_shortcut_registered(&self, registered: bool) {
-        self.shortcut_registered.store(registered, Ordering::Relaxed);
+        self.shortcut_registered
+            .store(registered, Ordering::Relaxed);
     }
 
     pub fn shortcut_registered(&self) -> bool {
@@ -226,7 +227,10 @@ pub fn start<R: Runtime>(app: &AppHandle<R>) -> Result<Started, CommandError> {
     // The file is the user's from now on: the queue and the player take it.
     shell.grants.grant(&path);
     if let Err(e) = app.asset_protocol_scope().allow_file(&path) {
-        eprintln!("diarist-app: cannot allow playback of {}: {e}", path.display());
+        eprintln!(
+            "diarist-app: cannot allow playback of {}: {e}",
+            path.display()
+        );
     }
     let started = Started {
         name: shell::display_name(&path),

@@ -506,7 +506,9 @@ async fn record_a_meeting(client: &Client, scratch: &Path) -> Result<()> {
         "document.querySelectorAll('#live-lanes .turn').length > 0",
     )
     .await?;
-    let first_live = client.find(Locator::Css("#live-speakers input.live-name")).await?;
+    let first_live = client
+        .find(Locator::Css("#live-speakers input.live-name"))
+        .await?;
     first_live.send_keys("Bob").await?;
     first_live.send_keys(&Key::Enter.to_string()).await?;
     until(
@@ -561,18 +563,25 @@ async fn record_a_meeting(client: &Client, scratch: &Path) -> Result<()> {
         "the recording went to {path:?}, not the app's data folder"
     );
     let seconds = view["result"]["duration_s"].as_f64().context("duration")?;
-    ensure!(seconds >= 29.0, "the recording holds {seconds} s of a 30 s sample");
-    let lanes = client.find_all(Locator::Css("#tl-lanes .lane")).await?.len();
+    ensure!(
+        seconds >= 29.0,
+        "the recording holds {seconds} s of a 30 s sample"
+    );
+    let lanes = client
+        .find_all(Locator::Css("#tl-lanes .lane"))
+        .await?
+        .len();
     let shown_names: Vec<String> = {
         let mut names = Vec::new();
-        for label in client.find_all(Locator::Css("#tl-labels .lane-name")).await? {
+        for label in client
+            .find_all(Locator::Css("#tl-labels .lane-name"))
+            .await?
+        {
             names.push(label.text().await?);
         }
         names
     };
-    eprintln!(
-        "recording: {seconds:.1} s, {live_voices} live voices, final lanes {shown_names:?}"
-    );
+    eprintln!("recording: {seconds:.1} s, {live_voices} live voices, final lanes {shown_names:?}");
     ensure!(lanes == 2, "the final timeline has {lanes} lanes");
     ensure!(
         shown_names.iter().any(|n| n == "Bob"),

@@ -273,6 +273,7 @@ mod cpu {
     //! each other: no per-step synchronisation at all.
 
     use super::HostDirection;
+    use crate::models::packed::gemm_accumulate;
     use candle_core::Result;
 
     #[derive(Debug, Clone, Copy)]
@@ -427,26 +428,11 @@ mod cpu {
             // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
             // xw (batch·time, gates), all row-major and contiguous.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    gates,
-                    input,
-                    xw.as_mut_ptr(),
-                    1,
-                    gates as isize,
-                    true,
-                    xs.as_ptr(),
-                    1,
-                    input as isize,
+                gemm_accumulate(
+                    (rows, gates, input),
+                    (xw.as_mut_ptr(), gates),
+                    (xs.as_ptr(), input),
                     w.w_ih_t.as_ptr(),
-                    1,
-                    gates as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         }
@@ -485,26 +471,11 @@ mod cpu {
                     // long, lie inside xw; h is (batch, hidden) and w_hh_t
                     // (hidden, gates), both contiguous.
                     unsafe {
-                        gemm::gemm(
-                            batch,
-                            gates,
-                            hidden,
-                            xw.as_mut_ptr().add(t * gates),
-                            1,
-                            row_stride as isize,
-                            true,
-                            h.as_ptr(),
-                            1,
-                            hidden as isize,
+                        gemm_accumulate(
+                            (batch, gates, hidden),
+                            (xw.as_mut_ptr().add(t * gates), row_stride),
+                            (h.as_ptr(), hidden),
                             w.w_hh_t.as_ptr(),
-                            1,
-                            gates as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
                         );
                     }
                 }

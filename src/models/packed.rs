@@ -166,26 +166,11 @@ impl RowProduct {
                 // the assert; rhs is w (depth, gates) and dst (rows, gates),
                 // both row-major and contiguous.
                 unsafe {
-                    gemm::gemm(
-                        rows,
-                        self.gates,
-                        self.depth,
-                        dst.as_mut_ptr(),
-                        1,
-                        self.gates as isize,
-                        true,
-                        x.as_ptr(),
-                        1,
-                        x_stride as isize,
+                    gemm_accumulate(
+                        (rows, self.gates, self.depth),
+                        (dst.as_mut_ptr(), self.gates),
+                        (x.as_ptr(), x_stride),
                         self.w.as_ptr(),
-                        1,
-                        self.gates as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                 }
             }
@@ -343,6 +328,46 @@ mod avx2 {
                 _mm256_storeu_ps(dst.add(r * dst_stride + 8), a[1]);
             }
         }
+    }
+}
+
+/// `dst += lhs · rhs` on this thread through gemm, for row-major matrices
+/// of `(m, n, k)`: dst (m × n, rows `dst.1` apart), lhs (m × k, rows `lhs.1`
+/// apart), rhs (k × n, contiguous). The fallback wherever the packed kernel
+/// does not run.
+///
+/// # Safety
+/// Every row named lies inside its buffer: `dst.0[r·dst.1 .. r·dst.1 + n]`
+/// and `lhs.0[r·lhs.1 .. r·lhs.1 + k]` for r < m, and `rhs[.. k·n]`.
+pub(crate) unsafe fn gemm_accumulate(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize),
+    lhs: (*const f32, usize),
+    rhs: *const f32,
+) {
+    // SAFETY: the caller's extents are exactly the strides given here.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            1,
+            dst.1 as isize,
+            true,
+            lhs.0,
+            1,
+            lhs.1 as isize,
+            rhs,
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 

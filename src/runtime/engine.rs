@@ -49,6 +49,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 /// at the recorder's 20 ms chunks, about 10 s of audio (640 KB).
 pub const LIVE_QUEUE_CHUNKS: usize = 512;
 
+/// Most audio a live session takes in before it computes again: 10 s.
+const LIVE_CATCH_UP_SAMPLES: usize = 10 * crate::audio::SAMPLE_RATE as usize;
+
 /// How the engine starts.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -627,9 +630,18 @@ impl<D: Diarizer> Worker<D> {
             }
             match live.audio.recv_timeout(IDLE_TICK) {
                 Ok(chunk) => {
+                    let mut taken = chunk.samples.len();
                     state.push(chunk.start, &chunk.samples);
-                    // Catch up on everything already waiting before computing.
-                    while let Ok(chunk) = live.audio.try_recv() {
+                    // Catch up on what is already waiting before computing,
+                    // up to a bound: a producer faster than the engine (a
+                    // file fed faster than real time) must then wait at the
+                    // bounded feed. Draining while it refills would pile the
+                    // whole stream into the state and compute it at once
+                    // (an 8-hour feed peaked at 83 GB before this bound).
+                    while taken < LIVE_CATCH_UP_SAMPLES
+                        && let Ok(chunk) = live.audio.try_recv()
+                    {
+                        taken += chunk.samples.len();
                         state.push(chunk.start, &chunk.samples);
                     }
                 }

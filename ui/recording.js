@@ -117,8 +117,8 @@ export class Recording {
       bar = h("div.turn.live-turn", { dataset: { speaker: turn.speaker, slot } });
       active.turns.set(turn.id, bar);
     }
-    bar.dataset.start = turn.start_s;
-    bar.dataset.end = turn.end_s;
+    bar.dataset.start = turn.startS;
+    bar.dataset.end = turn.endS;
     bar.classList.toggle("open", !turn.closed);
     // A turn can change voice as the engine learns: move it to its lane.
     if (bar.dataset.speaker !== turn.speaker) {

@@ -498,12 +498,16 @@ async fn record_a_meeting(client: &Client, scratch: &Path) -> Result<()> {
         "parseFloat(document.getElementById('rec-level').style.width) > 5",
     )
     .await?;
-    // The sample's first voice speaks from 6.7 s: labelled within seconds.
+    // The sample's first voice speaks from 6.7 s: labelled within seconds,
+    // placed where it was heard.
     until(
         client,
         "a live voice",
         JOB_TIMEOUT,
-        "document.querySelectorAll('#live-lanes .turn').length > 0",
+        "(() => { const bars = [...document.querySelectorAll('#live-lanes .turn')];
+                  return bars.length > 0 && bars.every(b => Number(b.dataset.start) >= 5
+                    && Number(b.dataset.end) > Number(b.dataset.start)
+                    && parseFloat(b.style.left) > 0); })()",
     )
     .await?;
     let first_live = client

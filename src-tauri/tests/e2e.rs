@@ -73,6 +73,29 @@ async fn call(client: &Client, expr: &str, args: Vec<Value>) -> Result<Value> {
     }
 }
 
+/// Waits until the queue row `row` (a JavaScript expression) is done and
+/// `also` holds, and returns the engine's result view for its job; a failed
+/// row fails the test with the row's text.
+async fn finished_job(client: &Client, what: &str, row: &str, also: &str) -> Result<Value> {
+    let expr = format!(
+        "(() => {{ const r = {row};
+                  if (r && r.dataset.state === 'failed') return 'failed: ' + r.innerText;
+                  return r && r.dataset.state === 'done' && ({also}) ? r.dataset.job : null; }})()"
+    );
+    let job = until(client, what, JOB_TIMEOUT, &expr).await?;
+    let job: u64 = match job.as_str() {
+        Some(s) if s.starts_with("failed") => bail!("{what}: {s}"),
+        Some(s) => s.parse()?,
+        None => bail!("unexpected job id {job}"),
+    };
+    call(
+        client,
+        "window.diaristE2E.result(arguments[0])",
+        vec![json!(job)],
+    )
+    .await
+}
+
 async fn text(client: &Client, css: &str) -> Result<String> {
     Ok(client.find(Locator::Css(css)).await?.text().await?)
 }
@@ -171,28 +194,15 @@ async fn drive(client: &Client, scratch: &Path, out: &Path) -> Result<()> {
         vec![json!([sample])],
     )
     .await?;
-    let job = until(
+    let engine = finished_job(
         client,
         "the sample's result",
-        JOB_TIMEOUT,
-        "(() => { const r = document.querySelector('.job');
-                  if (r && r.dataset.state === 'failed') return 'failed: ' + r.innerText;
-                  return r && r.dataset.state === 'done' ? r.dataset.job : null; })()",
+        "document.querySelector('.job')",
+        "true",
     )
     .await?;
-    let job: u64 = match job.as_str() {
-        Some(s) if s.starts_with("failed") => bail!("the sample failed: {s}"),
-        Some(s) => s.parse()?,
-        None => bail!("unexpected job id {job}"),
-    };
 
     // 2. The timeline shows what the engine returned: 2 lanes, every turn.
-    let engine = call(
-        client,
-        "window.diaristE2E.result(arguments[0])",
-        vec![json!(job)],
-    )
-    .await?;
     let speakers = engine["result"]["speakers"]
         .as_array()
         .context("speakers")?;
@@ -545,26 +555,11 @@ async fn record_a_meeting(client: &Client, scratch: &Path) -> Result<()> {
         .await?
         .click()
         .await?;
-    let job = until(
+    let view = finished_job(
         client,
         "the recording's final timeline",
-        JOB_TIMEOUT,
-        "(() => { const rows = [...document.querySelectorAll('.job')];
-                  const r = rows[rows.length - 1];
-                  if (r && r.dataset.state === 'failed') return 'failed: ' + r.innerText;
-                  return r && r.dataset.state === 'done' && document.getElementById('recording').hidden
-                    && !document.getElementById('results').hidden && r.dataset.job; })()",
-    )
-    .await?;
-    let job: u64 = match job.as_str() {
-        Some(s) if s.starts_with("failed") => bail!("the recording's final pass failed: {s}"),
-        Some(s) => s.parse()?,
-        None => bail!("unexpected job id {job}"),
-    };
-    let view = call(
-        client,
-        "window.diaristE2E.result(arguments[0])",
-        vec![json!(job)],
+        "[...document.querySelectorAll('.job')].at(-1)",
+        "document.getElementById('recording').hidden && !document.getElementById('results').hidden",
     )
     .await?;
     let path = PathBuf::from(view["path"].as_str().context("path")?);

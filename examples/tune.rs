@@ -5,17 +5,13 @@
 //!
 //! cargo run --release --example tune -- ../shared/dev-set [step_s]
 
-#[path = "common/inferred_cache.rs"]
-mod inferred_cache;
+#[path = "common/dev_set.rs"]
+mod dev_set;
 
 use std::path::PathBuf;
 
 use diarist::audio::SAMPLE_RATE;
-use diarist::export::read_rttm;
-use diarist::models::{
-    embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation, weights,
-};
-use diarist::pipeline::{PipelineParams, SpeakerCount, clustering, embeddings, infer, reconstruct};
+use diarist::pipeline::{PipelineParams, SpeakerCount, clustering, embeddings, reconstruct};
 use diarist::{Turn, eval};
 
 fn main() -> anyhow::Result<()> {
@@ -23,36 +19,9 @@ fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "../shared/dev-set".into()));
     let step_s: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0);
     let grid: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(40);
-    let device = candle_core::Device::Cpu;
-    let models = weights::default_models_dir();
-    let seg = Segmentation::load(&models, &device)?;
-    let enc = SpeakerEncoder::load(&models, &device)?;
-    let mel = MelFrontend::new();
-    let nets = infer::Networks {
-        segmentation: &seg,
-        encoder: &enc,
-        mel: &mel,
-        device: &device,
-    };
-
-    let mut files = Vec::new();
-    let mut wavs: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
-        .collect();
-    wavs.sort();
-    for wav in wavs {
-        let uri = wav.file_stem().unwrap().to_string_lossy().into_owned();
-        let reference = read_rttm(&wav.with_extension("rttm"))?
-            .remove(&uri)
-            .unwrap_or_default();
-        let step = (step_s * SAMPLE_RATE as f64).round() as usize;
-        let inferred = inferred_cache::inferred(&nets, &wav, step, grid)?;
-        let n_ref = reference
-            .iter()
-            .map(|t| t.speaker.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+    let step = (step_s * SAMPLE_RATE as f64).round() as usize;
+    let files = dev_set::load(&dir, step, grid)?;
+    for dev_set::DevFile { uri, inferred, .. } in &files {
         // How many partials the pipeline's encoder would run (it skips the
         // ones the default parameters never read).
         let layout = embeddings::PartialGrid {
@@ -76,7 +45,6 @@ fn main() -> anyhow::Result<()> {
             inferred.num_partials(),
             used.iter().filter(|&&u| u).count()
         );
-        files.push((uri, reference, inferred, n_ref));
     }
 
     let base = PipelineParams {
@@ -84,37 +52,32 @@ fn main() -> anyhow::Result<()> {
         partial_grid: grid,
         ..PipelineParams::default()
     };
-    let mut settings = vec![base.clone()];
-    let sweep = std::env::var("SWEEP").unwrap_or_default();
-    for spec in sweep.split(';').filter(|s| !s.is_empty()) {
-        let (name, values) = spec.split_once('=').expect("name=v1,v2");
-        let current = settings.clone();
-        settings.clear();
-        for p in current {
-            for v in values.split(',') {
-                let v: f64 = v.parse()?;
-                let mut q = p.clone();
-                match name {
-                    "onset" => q.onset = v as f32,
-                    "offset" => q.offset = v as f32,
-                    "clean" => q.min_clean_fraction = v as f32,
-                    "other" => q.max_other_fraction = v as f32,
-                    "threshold" => q.cluster_threshold = v,
-                    "share" => q.min_cluster_share = v,
-                    "minsize" => q.min_cluster_size = v as usize,
-                    "off" => q.min_duration_off = v,
-                    "on" => q.min_duration_on = v,
-                    _ => anyhow::bail!("unknown parameter {name}"),
-                }
-                settings.push(q);
-            }
+    let settings = dev_set::sweep(base, |q, name, v| {
+        match name {
+            "onset" => q.onset = v as f32,
+            "offset" => q.offset = v as f32,
+            "clean" => q.min_clean_fraction = v as f32,
+            "other" => q.max_other_fraction = v as f32,
+            "threshold" => q.cluster_threshold = v,
+            "share" => q.min_cluster_share = v,
+            "minsize" => q.min_cluster_size = v as usize,
+            "off" => q.min_duration_off = v,
+            "on" => q.min_duration_on = v,
+            _ => anyhow::bail!("unknown parameter {name}"),
         }
-    }
+        Ok(())
+    })?;
     let oracle = std::env::var("ORACLE").is_ok();
     for p in &settings {
         let mut total = eval::ErrorBreakdown::default();
         let mut per_file = Vec::new();
-        for (uri, reference, inferred, n_ref) in &files {
+        for dev_set::DevFile {
+            uri,
+            reference,
+            inferred,
+            speakers: n_ref,
+        } in &files
+        {
             let binarized = embeddings::binarize_all(inferred, p);
             let speakers = embeddings::local_speakers(inferred, &binarized, p);
             let count = if oracle {

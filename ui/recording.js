@@ -89,6 +89,7 @@ export class Recording {
     $("live-speakers").replaceChildren();
     $("live-empty").hidden = false;
     this.renderElapsed();
+    this.layoutTimeline();
     this.renderButton();
     $("recording").hidden = false;
     this.onVisible(true);
@@ -200,15 +201,20 @@ export class Recording {
     }
   }
 
-  /** The timeline spans the recording so far: every bar moves as it grows. */
+  /**
+   * The timeline spans the recording so far, so every bar moves as it
+   * grows: bars are placed in seconds times one scale variable, and each
+   * tick sets only that (an 8-hour meeting holds thousands of bars).
+   */
   layoutTimeline() {
-    for (const bar of this.active.turns.values()) this.placeTurn(bar);
+    const span = Math.max(this.active.elapsed, 1);
+    $("live-lanes").style.setProperty("--percent-per-s", `${100 / span}%`);
   }
 
   placeTurn(bar) {
-    const span = Math.max(this.active.elapsed, Number(bar.dataset.end), 1);
-    bar.style.left = `${(bar.dataset.start / span) * 100}%`;
-    bar.style.width = `${((bar.dataset.end - bar.dataset.start) / span) * 100}%`;
+    const { start, end } = bar.dataset;
+    bar.style.left = `calc(var(--percent-per-s) * ${start})`;
+    bar.style.width = `calc(var(--percent-per-s) * ${end - start})`;
   }
 
   renderElapsed() {

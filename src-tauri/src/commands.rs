@@ -17,6 +17,7 @@ use tauri_plugin_dialog::DialogExt;
 
 use crate::error::CommandError;
 use crate::grants::AUDIO_EXTENSIONS;
+use crate::jobs::Edited;
 use crate::recording::{self, Started, Stopped};
 use crate::settings::{self, Settings};
 use crate::shell::{self, BackendView, InputsAdded, Shell};
@@ -253,15 +254,21 @@ pub struct ResultView {
     pub names: diarist::export::SpeakerNames,
 }
 
+impl ResultView {
+    fn new(job: JobId, edited: Edited) -> Self {
+        Self {
+            job,
+            path: edited.path,
+            result: edited.result,
+            names: edited.names,
+        }
+    }
+}
+
 #[tauri::command]
 pub fn get_result(shell: State<'_, Shell>, job: u64) -> Result<ResultView, CommandError> {
     let edited = shell.jobs.edited(JobId(job))?;
-    Ok(ResultView {
-        job: JobId(job),
-        path: edited.path,
-        result: edited.result,
-        names: edited.names,
-    })
+    Ok(ResultView::new(JobId(job), edited))
 }
 
 #[tauri::command]
@@ -282,12 +289,7 @@ pub fn merge_speakers(
     into: String,
 ) -> Result<ResultView, CommandError> {
     let edited = shell.jobs.merge(JobId(job), &from, &into)?;
-    Ok(ResultView {
-        job: JobId(job),
-        path: edited.path,
-        result: edited.result,
-        names: edited.names,
-    })
+    Ok(ResultView::new(JobId(job), edited))
 }
 
 /// Asks where to save (a save dialog opening in the last export folder),

@@ -260,15 +260,7 @@ pub fn stop<R: Runtime>(app: &AppHandle<R>) -> Result<Option<Stopped>, CommandEr
     active.done.store(true, Ordering::Release);
     tray::show_recording(app, false);
     // Finishing closes the live feed: the engine then ends the session.
-    let summary = active.recorder.stop();
-    let summary = match summary {
-        Ok(summary) => summary,
-        Err(e) => {
-            let error = CommandError::from(e);
-            let _ = app.emit_to(MAIN_WINDOW, shell::events::ERROR, &error);
-            return Err(error);
-        }
-    };
+    let summary = active.recorder.stop()?;
     let stopped = Stopped {
         name: shell::display_name(&summary.path),
         path: summary.path,
@@ -295,8 +287,10 @@ fn spawn_status_thread<R: Runtime>(
                 };
                 let _ = app.emit_to(MAIN_WINDOW, events::STATUS, &status);
                 if status.finished {
+                    // No caller to return a failure to: the window shows it.
                     if let Err(e) = stop(&app) {
                         eprintln!("diarist-app: recording: {e}");
+                        let _ = app.emit_to(MAIN_WINDOW, shell::events::ERROR, &e);
                     }
                     break;
                 }

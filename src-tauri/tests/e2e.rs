@@ -518,7 +518,7 @@ async fn record_a_meeting(client: &Client, scratch: &Path) -> Result<()> {
         "(() => { const bars = [...document.querySelectorAll('#live-lanes .turn')];
                   return bars.length > 0 && bars.every(b => Number(b.dataset.start) >= 5
                     && Number(b.dataset.end) > Number(b.dataset.start)
-                    && parseFloat(b.style.left) > 0); })()",
+                    && b.offsetLeft > 0); })()",
     )
     .await?;
     let first_live = client

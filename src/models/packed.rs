@@ -10,10 +10,13 @@
 const PANEL: usize = 16;
 /// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
 /// fit the 16 AVX registers.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 6;
 
 /// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
-/// (depth, 16), each row-major, starting on a 32-byte boundary.
+/// (depth, 16), each row-major, starting on a 32-byte boundary. Only the
+/// x86-64 kernel reads the panels; elsewhere `new` never builds one.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct Packed {
     data: Vec<f32>,
     offset: usize,

@@ -93,7 +93,8 @@ fn open_device(args: &BenchArgs) -> anyhow::Result<(Backend, candle_core::Device
 fn networks(args: &BenchArgs) -> anyhow::Result<()> {
     let (backend, device, reason) = open_device(args)?;
     println!(
-        "networks on {backend} ({reason}), {} s per figure",
+        "networks on {backend} ({reason}; CPU kernel: {}), {} s per figure",
+        diarist::models::cpu_kernel(),
         args.seconds
     );
     let dir = args.engine.models_dir();
@@ -146,7 +147,12 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
     let engine = Engine::start::<Pipeline>(args.engine.config())?;
     let events = engine.subscribe();
     let status = engine.status();
-    println!("backend: {} ({})", status.backend, status.reason);
+    println!(
+        "backend: {} ({}); CPU kernel: {}",
+        status.backend,
+        status.reason,
+        diarist::models::cpu_kernel()
+    );
     let mut gpu: Option<GpuMemory> = None;
     for run in 1..=args.jobs.max(1) {
         let started = Instant::now();

@@ -370,6 +370,12 @@ mod cpu {
         row_stride: usize,
     }
 
+    /// Time steps whose input projections are computed together: enough rows
+    /// per weight pass to keep the kernel busy, few enough that the chunk's
+    /// gates (steps × batch × 4·hidden) stay in cache until the recurrence
+    /// reads them, instead of a whole sequence's gates going out to memory.
+    const CHUNK_STEPS: usize = 48;
+
     /// One direction over one slice of the batch: xs (batch, time, input)
     /// → the (batch, time, hidden) rows of `out`. The output of step t is
     /// also the recurrent input of the next step, read back from `out`.
@@ -392,50 +398,9 @@ mod cpu {
             hidden,
         } = shape;
         let gates = 4 * hidden;
-        let rows = batch * time;
-        // x·W_ihᵀ + b for every (sequence, step) at once: (batch·time, 4·hidden)
-        let mut xw: Vec<f32>;
-        if let Some(packed) = &w.w_ih_packed {
-            xw = Vec::with_capacity(rows * gates);
-            // Blocks of rows small enough for their inputs to stay in L2
-            // while every panel of W_ihᵀ goes through them.
-            const BLOCK: usize = 48;
-            for first in (0..rows).step_by(BLOCK) {
-                let n = BLOCK.min(rows - first);
-                // SAFETY: rows [first, first + n) of xs (input floats each)
-                // and of xw's allocation (gates floats each) exist; with a
-                // bias the kernel writes every element of its dst rows
-                // without reading them.
-                unsafe {
-                    packed.accumulate_raw(
-                        xs.as_ptr().add(first * input),
-                        input,
-                        n,
-                        xw.as_mut_ptr().add(first * gates),
-                        gates,
-                        Some(&w.bias),
-                    );
-                }
-            }
-            // SAFETY: the loop above wrote all rows·gates elements.
-            unsafe { xw.set_len(rows * gates) };
-        } else {
-            xw = vec![0f32; rows * gates];
-            for row in xw.chunks_exact_mut(gates) {
-                row.copy_from_slice(&w.bias);
-            }
-            // SAFETY: every pointer covers the (rows × cols) extent implied by
-            // its strides: xs is (batch·time, input), w_ih_t (input, gates) and
-            // xw (batch·time, gates), all row-major and contiguous.
-            unsafe {
-                gemm_accumulate(
-                    (rows, gates, input),
-                    (xw.as_mut_ptr(), gates),
-                    (xs.as_ptr(), input),
-                    w.w_ih_t.as_ptr(),
-                );
-            }
-        }
+        // Gates of steps [first, first + CHUNK_STEPS), step-major: row
+        // (t − first)·batch + b.
+        let mut chunk = vec![0f32; CHUNK_STEPS.min(time) * batch * gates];
         // Contiguous copy of the previous step's outputs, for gemm only.
         let mut h = if w.w_hh_packed.is_some() {
             Vec::new()
@@ -443,60 +408,119 @@ mod cpu {
             vec![0f32; batch * hidden]
         };
         let mut c = vec![0f32; batch * hidden];
-        let row_stride = time * gates;
         let out_seq_stride = time * out.row_stride;
-        for step in 0..time {
-            let t = if reverse { time - 1 - step } else { step };
-            if step > 0 {
-                let previous = if reverse { t + 1 } else { t - 1 };
-                if let Some(packed) = &w.w_hh_packed {
-                    // gates(t) += h(previous)·W_hhᵀ, in place in xw: rows t of
-                    // every sequence; h rows are this direction's outputs.
-                    // SAFETY: output rows b·time + previous hold this
-                    // direction's `hidden` floats, written last step; rows
-                    // b·time + t of xw lie inside xw.
-                    unsafe {
-                        packed.accumulate_raw(
-                            out.ptr.add(previous * out.row_stride),
-                            out_seq_stride,
-                            batch,
-                            xw.as_mut_ptr().add(t * gates),
-                            row_stride,
-                            None,
-                        );
+        let chunks = time.div_ceil(CHUNK_STEPS);
+        for n in 0..chunks {
+            // The reverse direction walks the chunks, and the steps in them,
+            // from the end.
+            let index = if reverse { chunks - 1 - n } else { n };
+            let first = index * CHUNK_STEPS;
+            let steps = CHUNK_STEPS.min(time - first);
+            for b in 0..batch {
+                // SAFETY: rows b·time + first.. of xs (input floats each) are
+                // `steps` consecutive rows inside xs; their gates go to rows
+                // (t − first)·batch + b of the chunk, `gates` floats each.
+                unsafe {
+                    project(
+                        w,
+                        xs.as_ptr().add((b * time + first) * input),
+                        input,
+                        steps,
+                        chunk.as_mut_ptr().add(b * gates),
+                        batch * gates,
+                    );
+                }
+            }
+            for s in 0..steps {
+                let offset = if reverse { steps - 1 - s } else { s };
+                let t = first + offset;
+                let gates_t = &mut chunk[offset * batch * gates..(offset + 1) * batch * gates];
+                let is_first_step = if reverse { t == time - 1 } else { t == 0 };
+                if !is_first_step {
+                    let previous = if reverse { t + 1 } else { t - 1 };
+                    if let Some(packed) = &w.w_hh_packed {
+                        // gates(t) += h(previous)·W_hhᵀ; h rows are this
+                        // direction's outputs of the previous step.
+                        // SAFETY: output rows b·time + previous hold this
+                        // direction's `hidden` floats, written last step;
+                        // gates_t holds batch rows of `gates` floats.
+                        unsafe {
+                            packed.accumulate_raw(
+                                out.ptr.add(previous * out.row_stride),
+                                out_seq_stride,
+                                batch,
+                                gates_t.as_mut_ptr(),
+                                gates,
+                                None,
+                            );
+                        }
+                    } else {
+                        // SAFETY: gates_t is (batch, gates), h (batch,
+                        // hidden) and w_hh_t (hidden, gates), all contiguous.
+                        unsafe {
+                            gemm_accumulate(
+                                (batch, gates, hidden),
+                                (gates_t.as_mut_ptr(), gates),
+                                (h.as_ptr(), hidden),
+                                w.w_hh_t.as_ptr(),
+                            );
+                        }
                     }
-                } else {
-                    // The same through gemm.
-                    // SAFETY: rows b·time + t of xw for b < batch, each `gates`
-                    // long, lie inside xw; h is (batch, hidden) and w_hh_t
-                    // (hidden, gates), both contiguous.
-                    unsafe {
-                        gemm_accumulate(
-                            (batch, gates, hidden),
-                            (xw.as_mut_ptr().add(t * gates), row_stride),
-                            (h.as_ptr(), hidden),
-                            w.w_hh_t.as_ptr(),
-                        );
+                }
+                for (b, g) in gates_t.chunks_exact(gates).enumerate() {
+                    let c_b = &mut c[b * hidden..(b + 1) * hidden];
+                    // SAFETY: the caller gives this thread output row b·time + t.
+                    let h_b = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out.ptr.add((b * time + t) * out.row_stride),
+                            hidden,
+                        )
+                    };
+                    if w.w_hh_packed.is_some() {
+                        let done = crate::models::packed::lstm_cell(g, c_b, h_b);
+                        cell(done, g, c_b, h_b);
+                    } else {
+                        cell(0, g, c_b, h_b);
+                        h[b * hidden..(b + 1) * hidden].copy_from_slice(h_b);
                     }
                 }
             }
-            for b in 0..batch {
-                let g = &xw[(b * time + t) * gates..(b * time + t + 1) * gates];
-                let c_b = &mut c[b * hidden..(b + 1) * hidden];
-                // SAFETY: the caller gives this thread output row b·time + t.
-                let h_b = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out.ptr.add((b * time + t) * out.row_stride),
-                        hidden,
-                    )
-                };
-                if w.w_hh_packed.is_some() {
-                    let done = crate::models::packed::lstm_cell(g, c_b, h_b);
-                    cell(done, g, c_b, h_b);
-                } else {
-                    cell(0, g, c_b, h_b);
-                    h[b * hidden..(b + 1) * hidden].copy_from_slice(h_b);
-                }
+        }
+    }
+
+    /// dst row r = bias + x row r · W_ihᵀ for `rows` rows, x rows `input`
+    /// floats `x_stride` apart, dst rows `gates` floats `dst_stride` apart.
+    ///
+    /// # Safety
+    ///
+    /// Those rows must lie inside their buffers, dst's exclusively ours.
+    unsafe fn project(
+        w: &HostDirection,
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        let gates = w.bias.len();
+        // SAFETY (both arms): the caller vouches for the rows.
+        if let Some(packed) = &w.w_ih_packed {
+            // With a bias the kernel writes every dst element without
+            // reading it.
+            unsafe { packed.accumulate_raw(x, x_stride, rows, dst, dst_stride, Some(&w.bias)) };
+        } else {
+            for r in 0..rows {
+                unsafe { std::slice::from_raw_parts_mut(dst.add(r * dst_stride), gates) }
+                    .copy_from_slice(&w.bias);
+            }
+            let input = w.w_ih_t.len() / gates;
+            unsafe {
+                gemm_accumulate(
+                    (rows, gates, input),
+                    (dst, dst_stride),
+                    (x, x_stride),
+                    w.w_ih_t.as_ptr(),
+                );
             }
         }
     }
@@ -748,6 +772,21 @@ mod tests {
             bidirectional: true,
         };
         check(cfg, 13, 6);
+    }
+
+    #[test]
+    fn sequences_spanning_several_projection_chunks() {
+        // 30 steps: two full chunks of input projections and a partial one,
+        // walked from either end; 24: chunks that end exactly on the last step.
+        for (bidirectional, time) in [(true, 30), (false, 30), (true, 24)] {
+            let cfg = LstmConfig {
+                input_size: 6,
+                hidden_size: 16,
+                num_layers: 2,
+                bidirectional,
+            };
+            check(cfg, 7, time);
+        }
     }
 
     #[test]

@@ -4,35 +4,77 @@
 //! packs and re-reads the weights several times per call; here they
 //! are packed once at load into panels of 16 gate columns that stay
 //! in L1 while every row goes through them, so each call reads the
-//! weights from L2/L3 once (AVX2 + FMA; other CPUs keep gemm).
+//! weights from L2/L3 once (AVX2 + FMA, or AVX-512 where the CPU has it;
+//! other CPUs keep gemm).
 
 /// Gate columns per panel: two AVX registers.
 const PANEL: usize = 16;
-/// Sequences per micro-kernel call: 6 × 2 accumulators + 2 weights
+/// Sequences per AVX2 micro-kernel call: 6 × 2 accumulators + 2 weights
 /// fit the 16 AVX registers.
 #[cfg(target_arch = "x86_64")]
 const ROWS: usize = 6;
+/// Sequences per AVX-512 micro-kernel call: 12 rows × 2 panels of one
+/// register each, plus the 2 weights, fit the 32 registers.
+#[cfg(target_arch = "x86_64")]
+const ROWS_512: usize = 12;
+
+/// Which micro-kernel runs the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Avx2,
+    Avx512,
+}
+
+impl Kernel {
+    /// The widest kernel this CPU runs; `DIARIST_NO_AVX512` set keeps AVX2
+    /// (to compare the two on one machine). `None`: neither runs here.
+    /// Decided once per process.
+    pub fn detect() -> Option<Self> {
+        static KERNEL: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
+        *KERNEL.get_or_init(Self::probe)
+    }
+
+    fn probe() -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f")
+            && std::env::var_os("DIARIST_NO_AVX512").is_none()
+        {
+            return Some(Self::Avx512);
+        }
+        Some(Self::Avx2)
+    }
+}
 
 /// A weight matrix Wᵀ (depth, gates) as `gates / 16` panels of
-/// (depth, 16), each row-major, starting on a 32-byte boundary. Only the
-/// x86-64 kernel reads the panels; elsewhere `new` never builds one.
+/// (depth, 16), each row-major, starting on a 64-byte boundary (a panel row
+/// is one cache line). Only the x86-64 kernels read the panels; elsewhere
+/// `new` never builds one.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct Packed {
     data: Vec<f32>,
     offset: usize,
     depth: usize,
     gates: usize,
+    kernel: Kernel,
 }
 
 impl Packed {
     /// `None` where the kernel does not run (no AVX2/FMA, or gates
     /// not a multiple of 16); the caller then uses gemm.
     pub fn new(w_t: &[f32], depth: usize, gates: usize) -> Option<Self> {
-        if !available() || !gates.is_multiple_of(PANEL) || w_t.len() != depth * gates {
+        Self::with_kernel(w_t, depth, gates, Kernel::detect()?)
+    }
+
+    /// `new` with a chosen kernel, which the caller knows runs here.
+    fn with_kernel(w_t: &[f32], depth: usize, gates: usize, kernel: Kernel) -> Option<Self> {
+        if !gates.is_multiple_of(PANEL) || w_t.len() != depth * gates {
             return None;
         }
-        let mut data = vec![0f32; depth * gates + 8];
-        let offset = data.as_ptr().align_offset(32).min(8);
+        let mut data = vec![0f32; depth * gates + 16];
+        let offset = data.as_ptr().align_offset(64).min(16);
         for p in 0..gates / PANEL {
             for k in 0..depth {
                 let dst = offset + (p * depth + k) * PANEL;
@@ -44,7 +86,13 @@ impl Packed {
             offset,
             depth,
             gates,
+            kernel,
         })
+    }
+
+    #[cfg(test)]
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// dst[b·dst_stride + j] (+)= Σ_k x[b·x_stride + k]·Wᵀ[k, j] for
@@ -70,19 +118,34 @@ impl Packed {
             assert_eq!(bias.len(), self.gates);
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `new` only succeeds when AVX2 and FMA are present;
-        // the caller vouches for the rows, and the panels cover
-        // depth × gates floats.
-        unsafe {
-            avx2::accumulate(
-                &self.data[self.offset..],
-                self.depth,
-                self.gates,
-                (x, x_stride),
-                rows,
-                (dst, dst_stride),
-                bias,
-            );
+        {
+            let panels = &self.data[self.offset..];
+            let (depth, gates) = (self.depth, self.gates);
+            // SAFETY: `new` only picks a kernel the CPU runs; the
+            // caller vouches for the rows, and the panels cover
+            // depth × gates floats.
+            unsafe {
+                match self.kernel {
+                    Kernel::Avx2 => avx2::accumulate(
+                        panels,
+                        depth,
+                        gates,
+                        (x, x_stride),
+                        rows,
+                        (dst, dst_stride),
+                        bias,
+                    ),
+                    Kernel::Avx512 => avx512::accumulate(
+                        panels,
+                        depth,
+                        gates,
+                        (x, x_stride),
+                        rows,
+                        (dst, dst_stride),
+                        bias,
+                    ),
+                }
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
@@ -92,19 +155,26 @@ impl Packed {
 }
 
 /// The LSTM cell update (gates in the order i, f, g, o → c, h in place)
-/// for the first `hidden / 8 · 8` units, 8 at a time; returns how many it
-/// did. Only called where `Packed::new` succeeded (AVX2 + FMA present).
+/// for the first units, 16 or 8 at a time (the kernel's width); returns
+/// how many it did. Only called where `Packed::new` succeeded.
 pub fn lstm_cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) -> usize {
     let hidden = c.len();
     assert!(gates.len() == 4 * hidden && h.len() == hidden);
-    let vectorised = hidden / 8 * 8;
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: callers only get here after `available()`; the assert
-    // bounds every 8-wide access below `vectorised`.
+    // SAFETY: callers only get here when `detect` found a kernel; the
+    // assert bounds every access below `vectorised`.
     unsafe {
+        if Kernel::detect() == Some(Kernel::Avx512) {
+            let vectorised = hidden / 16 * 16;
+            avx512::cell(gates, c, h, vectorised);
+            return vectorised;
+        }
+        let vectorised = hidden / 8 * 8;
         avx2::cell(gates, c, h, vectorised);
+        vectorised
     }
-    vectorised
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no packed kernel on this architecture: {gates:?} {c:?} {h:?}")
 }
 
 /// dst = bias + X·W, X's rows read with a stride of their own, so they
@@ -334,6 +404,195 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{PANEL, ROWS_512 as ROWS};
+    use std::arch::x86_64::*;
+
+    /// See `Packed::accumulate_raw`; `packed` is the aligned panels.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn accumulate(
+        packed: &[f32],
+        depth: usize,
+        gates: usize,
+        (x, x_stride): (*const f32, usize),
+        rows: usize,
+        (dst, dst_stride): (*mut f32, usize),
+        bias: Option<&[f32]>,
+    ) {
+        let panels = gates / PANEL;
+        let panel_len = depth * PANEL;
+        // Two panels at a time: each broadcast input feeds two FMAs, so the
+        // loads (one per row and panel pair) stay under the FMA count.
+        for p in (0..panels).step_by(2) {
+            // SAFETY (whole body): as in the AVX2 kernel; with `pair`,
+            // panel p + 1 exists and follows panel p.
+            unsafe {
+                let pair = p + 1 < panels;
+                let panel = packed.as_ptr().add(p * panel_len);
+                let bias = bias.map(|b| b.as_ptr().add(p * PANEL));
+                let dst = dst.add(p * PANEL);
+                let mut b = 0;
+                while b + ROWS <= rows {
+                    let (xb, db) = (
+                        (x.add(b * x_stride), x_stride),
+                        (dst.add(b * dst_stride), dst_stride),
+                    );
+                    if pair {
+                        block2::<ROWS>(panel, panel_len, depth, xb, db, bias);
+                    } else {
+                        block::<ROWS>(panel, depth, xb, db, bias);
+                    }
+                    b += ROWS;
+                }
+                let (xb, db) = (
+                    (x.add(b * x_stride), x_stride),
+                    (dst.add(b * dst_stride), dst_stride),
+                );
+                macro_rules! tail {
+                    ($($r:literal)*) => {
+                        match rows - b {
+                            $($r => if pair {
+                                block2::<$r>(panel, panel_len, depth, xb, db, bias)
+                            } else {
+                                block::<$r>(panel, depth, xb, db, bias)
+                            },)*
+                            _ => {}
+                        }
+                    };
+                }
+                tail!(1 2 3 4 5 6 7 8 9 10 11);
+            }
+        }
+    }
+
+    /// `lstm_cell` for units `[0, units)`, units a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
+        let hidden = c.len();
+        let g = gates.as_ptr();
+        // SAFETY: the caller checked gates = 4·hidden, h = hidden and
+        // units ≤ hidden, a multiple of 16.
+        unsafe {
+            for k in (0..units).step_by(16) {
+                let i = sigmoid(_mm512_loadu_ps(g.add(k)));
+                let f = sigmoid(_mm512_loadu_ps(g.add(hidden + k)));
+                let gg = tanh(_mm512_loadu_ps(g.add(2 * hidden + k)));
+                let o = sigmoid(_mm512_loadu_ps(g.add(3 * hidden + k)));
+                let c_old = _mm512_loadu_ps(c.as_ptr().add(k));
+                let c_new = _mm512_fmadd_ps(f, c_old, _mm512_mul_ps(i, gg));
+                _mm512_storeu_ps(c.as_mut_ptr().add(k), c_new);
+                _mm512_storeu_ps(h.as_mut_ptr().add(k), _mm512_mul_ps(o, tanh(c_new)));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn sigmoid(x: __m512) -> __m512 {
+        let half = _mm512_set1_ps(0.5);
+        _mm512_fmadd_ps(half, tanh(_mm512_mul_ps(half, x)), half)
+    }
+
+    /// The AVX2 kernel's tanh, 16 wide.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn tanh(x: __m512) -> __m512 {
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-7.905_311)),
+            _mm512_set1_ps(7.905_311),
+        );
+        let x2 = _mm512_mul_ps(x, x);
+        let mut p = _mm512_set1_ps(-2.760_768_5e-16);
+        for coefficient in [
+            2.000_188e-13,
+            -8.604_672e-11,
+            5.122_297e-8,
+            1.485_722_4e-5,
+            6.372_619_3e-4,
+            4.893_524_6e-3,
+        ] {
+            p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(coefficient));
+        }
+        let p = _mm512_mul_ps(p, x);
+        let mut q = _mm512_set1_ps(1.198_258_4e-6);
+        for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
+            q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(coefficient));
+        }
+        let r = _mm512_rcp14_ps(q);
+        // r·(2 − q·r)
+        let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0)));
+        _mm512_mul_ps(p, r)
+    }
+
+    /// R rows × two adjacent panels, `panel_len` floats apart: two
+    /// registers per row over the whole depth, from dst (or the bias).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block2<const R: usize>(
+        panel: *const f32,
+        panel_len: usize,
+        depth: usize,
+        (x, x_stride): (*const f32, usize),
+        (dst, dst_stride): (*mut f32, usize),
+        bias: Option<*const f32>,
+    ) {
+        // SAFETY: see `accumulate`; panel rows are 64-byte aligned.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                let from = bias.unwrap_or(dst.add(r * dst_stride));
+                a[0] = _mm512_loadu_ps(from);
+                a[1] = _mm512_loadu_ps(from.add(PANEL));
+            }
+            let second = panel.add(panel_len);
+            for k in 0..depth {
+                let w0 = _mm512_load_ps(panel.add(k * PANEL));
+                let w1 = _mm512_load_ps(second.add(k * PANEL));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(*x.add(r * x_stride + k));
+                    a[0] = _mm512_fmadd_ps(v, w0, a[0]);
+                    a[1] = _mm512_fmadd_ps(v, w1, a[1]);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(dst.add(r * dst_stride), a[0]);
+                _mm512_storeu_ps(dst.add(r * dst_stride + PANEL), a[1]);
+            }
+        }
+    }
+
+    /// R rows × one panel (one register each) over the whole depth,
+    /// starting from dst (or from the bias).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const R: usize>(
+        panel: *const f32,
+        depth: usize,
+        (x, x_stride): (*const f32, usize),
+        (dst, dst_stride): (*mut f32, usize),
+        bias: Option<*const f32>,
+    ) {
+        // SAFETY: see `accumulate`; panel rows are 64-byte aligned.
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_loadu_ps(bias.unwrap_or(dst.add(r * dst_stride)));
+            }
+            for k in 0..depth {
+                let w = _mm512_load_ps(panel.add(k * PANEL));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(*x.add(r * x_stride + k));
+                    *a = _mm512_fmadd_ps(v, w, *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(dst.add(r * dst_stride), *a);
+            }
+        }
+    }
+}
+
 /// `dst += lhs · rhs` on this thread through gemm, for row-major matrices
 /// of `(m, n, k)`: dst (m × n, rows `dst.1` apart), lhs (m × k, rows `lhs.1`
 /// apart), rhs (k × n, contiguous). The fallback wherever the packed kernel
@@ -397,8 +656,13 @@ mod tests {
     fn row_products_match_the_textbook_loop() {
         let value = |i: usize, seed: usize| ((i * 7_919 + seed) % 1_000) as f32 / 500.0 - 1.0;
         // Overlapping rows (stride < depth) like a convolution, blocks of 48
-        // rows plus tails of every length 1..6.
-        for (depth, gates, x_stride, rows) in [(25, 32, 10, 107), (7, 16, 7, 5), (40, 48, 3, 53)] {
+        // rows plus tails of several lengths for each kernel.
+        for (depth, gates, x_stride, rows) in [
+            (25, 32, 10, 107),
+            (7, 16, 7, 5),
+            (40, 48, 3, 53),
+            (9, 16, 9, 30),
+        ] {
             let w: Vec<f32> = (0..depth * gates).map(|i| value(i, 1)).collect();
             let bias: Vec<f32> = (0..gates).map(|i| value(i, 2)).collect();
             let x: Vec<f32> = (0..(rows - 1) * x_stride + depth)
@@ -407,10 +671,20 @@ mod tests {
             let want = naive(&w, &bias, &x, x_stride, rows);
             let mut product = RowProduct::new(w, bias, depth, gates);
             assert_eq!(product.packed.is_some(), available());
-            for packed in [true, false] {
-                if !packed {
-                    product.packed = None;
-                }
+            // Every kernel this CPU runs, then gemm.
+            let mut kernels: Vec<Option<Kernel>> = Vec::new();
+            if available() {
+                kernels.push(Some(Kernel::Avx2));
+            }
+            #[cfg(target_arch = "x86_64")]
+            if available() && std::is_x86_feature_detected!("avx512f") {
+                kernels.push(Some(Kernel::Avx512));
+            }
+            kernels.push(None);
+            for kernel in kernels {
+                product.packed =
+                    kernel.and_then(|k| Packed::with_kernel(&product.w, depth, gates, k));
+                assert_eq!(product.packed.as_ref().map(Packed::kernel), kernel);
                 let mut got = vec![f32::NAN; rows * gates];
                 product.apply(&x, x_stride, rows, &mut got);
                 let max = got
@@ -418,7 +692,7 @@ mod tests {
                     .zip(&want)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                assert!(max < 1e-5, "packed {packed}, depth {depth}: {max:e}");
+                assert!(max < 1e-5, "{kernel:?}, depth {depth}: {max:e}");
             }
         }
     }

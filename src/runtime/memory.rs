@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 
 /// Upper bound on windows per call on the CPU: past it the matrix products
 /// are no faster per window, while memory keeps growing with the batch.
-pub const CPU_MAX_BATCH: usize = 16;
+pub const CPU_MAX_BATCH: usize = 32;
 
 /// Windows per call when free memory cannot be read.
 const UNKNOWN_MEMORY_BATCH: usize = 16;

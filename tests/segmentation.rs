@@ -159,7 +159,7 @@ fn every_layer_matches_pytorch() {
         ),
         (
             "sinc filters",
-            model.sinc_filters().clone(),
+            model.sinc_filters().unwrap(),
             "chunk0_sinc_filters",
             3e-6,
         ),

@@ -157,8 +157,8 @@ impl Segmentation {
         &self.sincnet
     }
 
-    /// The sinc filterbank computed at load, (80, 1, 251).
-    pub fn sinc_filters(&self) -> &Tensor {
+    /// The sinc filterbank computed at load, (80, 1, 251), float32.
+    pub fn sinc_filters(&self) -> Result<Tensor> {
         self.sincnet.filters()
     }
 

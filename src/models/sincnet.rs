@@ -6,7 +6,7 @@
 //! depends on the weights, so it is computed once at load (in float64, then
 //! stored as float32) instead of on every forward as PyTorch does.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 
 use crate::models::sincnet_cpu::{HostConv, HostNorm, HostSincNet, HostSincNetWeights};
@@ -64,6 +64,37 @@ impl InstanceNorm {
             bias: vb.get(channels, "bias")?.reshape((1, channels, 1))?,
         })
     }
+
+    fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            weight: self.weight.to_dtype(dtype)?,
+            bias: self.bias.to_dtype(dtype)?,
+        })
+    }
+}
+
+/// The dtype the device-agnostic path computes in: float64 wherever the
+/// device has it (all but Metal). The front end normalises each band by its
+/// own spread; in a quiet band that spread is small, and float32 rounding
+/// of the convolutions becomes errors of up to 1e-3 at the network's output
+/// (3 windows of the bundled sample). In float64 the front end leaves the
+/// output within 4e-5 of a float64 evaluation of the whole network, while
+/// the float32 LSTM after it costs nothing measurable.
+fn precise_dtype(device: &Device) -> DType {
+    if device.is_metal() {
+        DType::F32
+    } else {
+        DType::F64
+    }
+}
+
+fn conv_to_dtype(conv: &Conv1d, dtype: DType) -> Result<Conv1d> {
+    let bias = conv.bias().map(|b| b.to_dtype(dtype)).transpose()?;
+    Ok(Conv1d::new(
+        conv.weight().to_dtype(dtype)?,
+        bias,
+        *conv.config(),
+    ))
 }
 
 impl Module for InstanceNorm {
@@ -151,6 +182,9 @@ pub struct SincNetTrace {
 }
 
 pub struct SincNet {
+    /// What the device-agnostic path computes in (`precise_dtype`); the
+    /// tensors below are stored in it.
+    dtype: DType,
     wav_norm: InstanceNorm,
     /// (filters, 1, taps)
     filters: Tensor,
@@ -195,7 +229,8 @@ impl SincNet {
     pub fn new(cfg: &SincNetConfig, vb: VarBuilder) -> Result<Self> {
         let filters = sinc_filterbank(cfg, &vb.pp("conv1d.0.filterbank"))?;
         let filters =
-            Tensor::from_vec(filters, (cfg.num_filters, 1, cfg.filter_taps), vb.device())?;
+            Tensor::from_vec(filters, (cfg.num_filters, 1, cfg.filter_taps), vb.device())?
+                .to_dtype(vb.dtype())?;
         let conv = |c_in: usize, index: usize| {
             candle_nn::conv1d(
                 c_in,
@@ -235,20 +270,29 @@ impl SincNet {
         } else {
             None
         };
+        let dtype = precise_dtype(vb.device());
         Ok(Self {
-            wav_norm,
-            filters,
+            dtype,
+            wav_norm: wav_norm.to_dtype(dtype)?,
+            filters: filters.to_dtype(dtype)?,
             stride: cfg.stride,
             pool: cfg.pool,
-            convs,
-            norms,
+            convs: [
+                conv_to_dtype(&convs[0], dtype)?,
+                conv_to_dtype(&convs[1], dtype)?,
+            ],
+            norms: [
+                norms[0].to_dtype(dtype)?,
+                norms[1].to_dtype(dtype)?,
+                norms[2].to_dtype(dtype)?,
+            ],
             host,
         })
     }
 
-    /// The computed sinc filterbank, (filters, 1, taps).
-    pub fn filters(&self) -> &Tensor {
-        &self.filters
+    /// The computed sinc filterbank, (filters, 1, taps), float32.
+    pub fn filters(&self) -> Result<Tensor> {
+        self.filters.to_dtype(DType::F32)
     }
 
     fn sinc_conv(&self, wav_norm: &Tensor) -> Result<Tensor> {
@@ -273,30 +317,34 @@ impl SincNet {
 
     /// wav: (batch, 1, samples) → every stage's output.
     pub fn forward_trace(&self, wav: &Tensor) -> Result<SincNetTrace> {
-        let wav_norm = self.wav_norm.forward(wav)?; // (batch, 1, samples)
+        let wav_norm = self.wav_norm.forward(&wav.to_dtype(self.dtype)?)?; // (batch, 1, samples)
         let sinc_conv = self.sinc_conv(&wav_norm)?; // (batch, 80, 7975)
         let stage0 = self.finish_stage(&sinc_conv.abs()?, 0)?; // (batch, 80, 2658)
         let stage1 = self.finish_stage(&self.convs[0].forward(&stage0)?, 1)?; // (batch, 60, 884)
         let stage2 = self.finish_stage(&self.convs[1].forward(&stage1)?, 2)?; // (batch, 60, 293)
+        // Every stage in the caller's dtype.
+        let dtype = wav.dtype();
         Ok(SincNetTrace {
-            wav_norm,
-            sinc_conv,
-            stage0,
-            stage1,
-            stage2,
+            wav_norm: wav_norm.to_dtype(dtype)?,
+            sinc_conv: sinc_conv.to_dtype(dtype)?,
+            stage0: stage0.to_dtype(dtype)?,
+            stage1: stage1.to_dtype(dtype)?,
+            stage2: stage2.to_dtype(dtype)?,
         })
     }
 }
 
 impl SincNet {
     /// The device-agnostic implementation (the one GPUs run), whatever the
-    /// device: wav (batch, 1, samples) → (batch, 60, frames).
+    /// device: wav (batch, 1, samples) → (batch, 60, frames), computed in
+    /// `precise_dtype` and returned in wav's dtype.
     pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {
-        let xs = self.wav_norm.forward(wav)?;
+        let xs = self.wav_norm.forward(&wav.to_dtype(self.dtype)?)?;
         let xs = self.sinc_conv(&xs)?.abs()?; // (batch, 80, 7975)
         let xs = self.finish_stage(&xs, 0)?; // (batch, 80, 2658)
         let xs = self.finish_stage(&self.convs[0].forward(&xs)?, 1)?; // (batch, 60, 884)
-        self.finish_stage(&self.convs[1].forward(&xs)?, 2) // (batch, 60, 293)
+        self.finish_stage(&self.convs[1].forward(&xs)?, 2)? // (batch, 60, 293)
+            .to_dtype(wav.dtype())
     }
 }
 

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::device::{Backend, DevicePreference, choose_gpu};
 use super::events::{ErrorInfo, Event, Fallback, Hub, JobId, lock};
 use super::fault::{FaultInjection, diarize_with_faults};
-use super::memory::{self, BYTES_PER_WINDOW, DEFAULT_MAX_BATCH};
+use super::memory::{self, DEFAULT_MAX_BATCH};
 use super::stats::{GpuSnapshot, SamplerControl, SystemProbe};
 use super::{Diarizer, JobSpec, LiveSpec};
 use crate::Diarization;
@@ -850,12 +850,15 @@ impl<D: Diarizer> Worker<D> {
 
     fn batch_size(&mut self) -> usize {
         let free = memory::free_bytes(&self.device, self.probe.as_mut());
-        let cap = if self.device.is_cpu() {
-            self.max_batch.min(memory::CPU_MAX_BATCH)
+        let (cap, bytes_per_window) = if self.device.is_cpu() {
+            (
+                self.max_batch.min(memory::CPU_MAX_BATCH),
+                memory::CPU_BYTES_PER_WINDOW,
+            )
         } else {
-            self.max_batch
+            (self.max_batch, memory::GPU_BYTES_PER_WINDOW)
         };
-        memory::batch_size(free, BYTES_PER_WINDOW, cap)
+        memory::batch_size(free, bytes_per_window, cap)
     }
 
     fn refresh_gpu_memory(&self) {

@@ -5,18 +5,22 @@ use candle_core::Device;
 
 use super::stats::{GpuMemory, SystemProbe};
 
-/// Bytes one 5 s segmentation window needs while in flight (activations of
-/// SincNet and the four BiLSTM layers plus the output). Figure supplied by
-/// the pipeline author from CPU runs of the segmentation network (~12 MB);
-/// not yet re-measured per backend, so GPUs use the same estimate.
-pub const BYTES_PER_WINDOW: u64 = 12 * 1024 * 1024;
+/// Bytes one 5 s segmentation window needs while in flight on the CPU
+/// (activations of SincNet and the four BiLSTM layers plus the output, and
+/// the GE2E partials that come with it).
+pub const CPU_BYTES_PER_WINDOW: u64 = 12 * 1024 * 1024;
+
+/// The same on a GPU, where the front end runs in float64 through an im2col
+/// copy of every window (251 taps × 7975 frames × 8 bytes = 16 MB alone).
+pub const GPU_BYTES_PER_WINDOW: u64 = 40 * 1024 * 1024;
 
 /// Default upper bound on windows per network call: past this, a larger
 /// batch no longer speeds up the LSTM steps on any backend we target.
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
-/// Upper bound on windows per call on the CPU: past it the matrix products
-/// are no faster per window, while memory keeps growing with the batch.
+/// Upper bound on windows per call on the CPU: 32 sequences fill the
+/// micro-kernels' row blocks in every recurrent step; 64 measured no faster,
+/// while memory keeps growing with the batch.
 pub const CPU_MAX_BATCH: usize = 32;
 
 /// Windows per call when free memory cannot be read.

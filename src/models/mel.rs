@@ -67,9 +67,6 @@ impl Default for MelFrontend {
     }
 }
 
-/// Fewest frames (10 ms each) worth a thread of their own.
-const MIN_FRAMES_PER_THREAD: usize = 2_000;
-
 impl MelFrontend {
     pub fn new() -> Self {
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(WINDOW_SAMPLES);
@@ -111,36 +108,12 @@ impl MelFrontend {
     /// samples) with results identical to one call over the whole stream.
     pub fn frames_from_padded(&self, padded: &[f32], out: &mut Vec<[f32; N_MELS]>) {
         let n_frames = frame_count(padded.len());
-        let start = out.len();
-        out.resize(start + n_frames, [0.0; N_MELS]);
-        let frames = &mut out[start..];
-        // Long stretches (a file read in large blocks, while a GPU waits for
-        // the partials) are split over the threads; a live stream's few
-        // frames stay on the caller's.
-        let threads = candle_core::utils::get_num_threads()
-            .min(n_frames / MIN_FRAMES_PER_THREAD)
-            .max(1);
-        if threads == 1 {
-            self.fill_frames(padded, frames);
-            return;
-        }
-        let per_thread = n_frames.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (i, chunk) in frames.chunks_mut(per_thread).enumerate() {
-                let padded = &padded[i * per_thread * HOP_SAMPLES..];
-                scope.spawn(move || self.fill_frames(padded, chunk));
-            }
-        });
-    }
-
-    /// Frame i of `padded` into `out[i]`, for every i < out.len().
-    fn fill_frames(&self, padded: &[f32], out: &mut [[f32; N_MELS]]) {
+        out.reserve(n_frames);
         let mut input = self.fft.make_input_vec();
         let mut spectrum = self.fft.make_output_vec();
         let mut scratch = self.fft.make_scratch_vec();
         let mut power = [0.0f32; N_BINS];
-        let frames = padded.windows(WINDOW_SAMPLES).step_by(HOP_SAMPLES);
-        for (frame, mel) in frames.zip(out.iter_mut()) {
+        for frame in padded.windows(WINDOW_SAMPLES).step_by(HOP_SAMPLES) {
             for ((x, &s), &w) in input.iter_mut().zip(frame).zip(&self.window) {
                 *x = f64::from(s) * w;
             }
@@ -151,7 +124,7 @@ impl MelFrontend {
             for (p, c) in power.iter_mut().zip(&spectrum) {
                 *p = power_f32(*c);
             }
-            *mel = self.apply_filterbank(&power);
+            out.push(self.apply_filterbank(&power));
         }
     }
 
@@ -291,23 +264,6 @@ mod tests {
         }
         assert_eq!(whole.len(), frame_count(signal.len()));
         assert_eq!(whole, chunked);
-    }
-
-    #[test]
-    fn frames_split_over_threads_equal_one_pass() {
-        let mel = MelFrontend::new();
-        // Enough frames for several threads, and a remainder.
-        let frames = 3 * MIN_FRAMES_PER_THREAD + 7;
-        let signal: Vec<f32> = (0..(frames - 1) * HOP_SAMPLES + WINDOW_SAMPLES)
-            .map(|i| (i as f32 * 0.021).sin() * 0.4 + ((i * 7919) % 97) as f32 * 1e-3)
-            .collect();
-        let mut split = vec![[1.0; N_MELS]; 3];
-        mel.frames_from_padded(&signal, &mut split);
-        let mut one_pass = vec![[0.0; N_MELS]; frames];
-        mel.fill_frames(&signal, &mut one_pass);
-        assert_eq!(split.len(), 3 + frames);
-        assert!(split[..3].iter().all(|f| *f == [1.0; N_MELS]));
-        assert_eq!(split[3..], one_pass[..]);
     }
 
     #[test]

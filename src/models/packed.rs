@@ -20,6 +20,7 @@ const ROWS_512: usize = 12;
 
 /// Which micro-kernel runs the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub enum Kernel {
     Avx2,
     Avx512,

@@ -264,10 +264,95 @@ pub fn available() -> bool {
     }
 }
 
+/// The LSTM cell update with its sigmoid and tanh, written once for a
+/// register width: the intrinsics that differ by width are passed in.
+/// tanh is `lstm::cpu::tanh` with the division as a reciprocal estimate and
+/// one Newton step (≈ 1 ulp; Zen 1's vdivps is several times slower than
+/// the whole polynomial).
+#[cfg(target_arch = "x86_64")]
+macro_rules! lstm_cell_kernel {
+    (
+        $feature:literal, $v:ty, $lanes:literal,
+        $load:ident, $store:ident, $set1:ident, $mul:ident, $fmadd:ident,
+        $fnmadd:ident, $min:ident, $max:ident, $rcp:ident
+    ) => {
+        /// `lstm_cell` for units `[0, units)`, units a multiple of the
+        /// register width.
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
+            let hidden = c.len();
+            let g = gates.as_ptr();
+            // SAFETY: the caller checked gates = 4·hidden, h = hidden and
+            // units ≤ hidden, a multiple of the width.
+            unsafe {
+                for k in (0..units).step_by($lanes) {
+                    let i = sigmoid($load(g.add(k)));
+                    let f = sigmoid($load(g.add(hidden + k)));
+                    let gg = tanh($load(g.add(2 * hidden + k)));
+                    let o = sigmoid($load(g.add(3 * hidden + k)));
+                    let c_old = $load(c.as_ptr().add(k));
+                    let c_new = $fmadd(f, c_old, $mul(i, gg));
+                    $store(c.as_mut_ptr().add(k), c_new);
+                    $store(h.as_mut_ptr().add(k), $mul(o, tanh(c_new)));
+                }
+            }
+        }
+
+        #[target_feature(enable = $feature)]
+        #[inline]
+        fn sigmoid(x: $v) -> $v {
+            let half = $set1(0.5);
+            $fmadd(half, tanh($mul(half, x)), half)
+        }
+
+        #[target_feature(enable = $feature)]
+        #[inline]
+        fn tanh(x: $v) -> $v {
+            let x = $min($max(x, $set1(-7.905_311)), $set1(7.905_311));
+            let x2 = $mul(x, x);
+            let mut p = $set1(-2.760_768_5e-16);
+            for coefficient in [
+                2.000_188e-13,
+                -8.604_672e-11,
+                5.122_297e-8,
+                1.485_722_4e-5,
+                6.372_619_3e-4,
+                4.893_524_6e-3,
+            ] {
+                p = $fmadd(p, x2, $set1(coefficient));
+            }
+            let p = $mul(p, x);
+            let mut q = $set1(1.198_258_4e-6);
+            for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
+                q = $fmadd(q, x2, $set1(coefficient));
+            }
+            let r = $rcp(q);
+            // r·(2 − q·r)
+            let r = $mul(r, $fnmadd(q, r, $set1(2.0)));
+            $mul(p, r)
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{PANEL, ROWS};
     use std::arch::x86_64::*;
+
+    lstm_cell_kernel!(
+        "avx2,fma",
+        __m256,
+        8,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_set1_ps,
+        _mm256_mul_ps,
+        _mm256_fmadd_ps,
+        _mm256_fnmadd_ps,
+        _mm256_min_ps,
+        _mm256_max_ps,
+        _mm256_rcp_ps
+    );
 
     /// See `Packed::accumulate_raw`; `packed` is the aligned panels.
     #[target_feature(enable = "avx2,fma")]
@@ -306,67 +391,6 @@ mod avx2 {
                 }
             }
         }
-    }
-
-    /// `lstm_cell` for units `[0, units)`, units a multiple of 8.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
-        let hidden = c.len();
-        let g = gates.as_ptr();
-        // SAFETY: the caller checked gates = 4·hidden, h = hidden and
-        // units ≤ hidden, a multiple of 8.
-        unsafe {
-            for k in (0..units).step_by(8) {
-                let i = sigmoid(_mm256_loadu_ps(g.add(k)));
-                let f = sigmoid(_mm256_loadu_ps(g.add(hidden + k)));
-                let gg = tanh(_mm256_loadu_ps(g.add(2 * hidden + k)));
-                let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + k)));
-                let c_old = _mm256_loadu_ps(c.as_ptr().add(k));
-                let c_new = _mm256_fmadd_ps(f, c_old, _mm256_mul_ps(i, gg));
-                _mm256_storeu_ps(c.as_mut_ptr().add(k), c_new);
-                _mm256_storeu_ps(h.as_mut_ptr().add(k), _mm256_mul_ps(o, tanh(c_new)));
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn sigmoid(x: __m256) -> __m256 {
-        let half = _mm256_set1_ps(0.5);
-        _mm256_fmadd_ps(half, tanh(_mm256_mul_ps(half, x)), half)
-    }
-
-    /// `lstm::cpu::tanh`, with the division as a reciprocal
-    /// estimate and one Newton step (≈ 1 ulp; Zen 1's vdivps is
-    /// several times slower than the whole polynomial).
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn tanh(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-7.905_311)),
-            _mm256_set1_ps(7.905_311),
-        );
-        let x2 = _mm256_mul_ps(x, x);
-        let mut p = _mm256_set1_ps(-2.760_768_5e-16);
-        for coefficient in [
-            2.000_188e-13,
-            -8.604_672e-11,
-            5.122_297e-8,
-            1.485_722_4e-5,
-            6.372_619_3e-4,
-            4.893_524_6e-3,
-        ] {
-            p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(coefficient));
-        }
-        let p = _mm256_mul_ps(p, x);
-        let mut q = _mm256_set1_ps(1.198_258_4e-6);
-        for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
-            q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(coefficient));
-        }
-        let r = _mm256_rcp_ps(q);
-        // r·(2 − q·r)
-        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
-        _mm256_mul_ps(p, r)
     }
 
     /// R rows × one panel: 2·R accumulators in registers over the
@@ -409,6 +433,21 @@ mod avx2 {
 mod avx512 {
     use super::{PANEL, ROWS_512 as ROWS};
     use std::arch::x86_64::*;
+
+    lstm_cell_kernel!(
+        "avx512f",
+        __m512,
+        16,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_mul_ps,
+        _mm512_fmadd_ps,
+        _mm512_fnmadd_ps,
+        _mm512_min_ps,
+        _mm512_max_ps,
+        _mm512_rcp14_ps
+    );
 
     /// See `Packed::accumulate_raw`; `packed` is the aligned panels.
     #[target_feature(enable = "avx512f")]
@@ -465,65 +504,6 @@ mod avx512 {
                 tail!(1 2 3 4 5 6 7 8 9 10 11);
             }
         }
-    }
-
-    /// `lstm_cell` for units `[0, units)`, units a multiple of 16.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], units: usize) {
-        let hidden = c.len();
-        let g = gates.as_ptr();
-        // SAFETY: the caller checked gates = 4·hidden, h = hidden and
-        // units ≤ hidden, a multiple of 16.
-        unsafe {
-            for k in (0..units).step_by(16) {
-                let i = sigmoid(_mm512_loadu_ps(g.add(k)));
-                let f = sigmoid(_mm512_loadu_ps(g.add(hidden + k)));
-                let gg = tanh(_mm512_loadu_ps(g.add(2 * hidden + k)));
-                let o = sigmoid(_mm512_loadu_ps(g.add(3 * hidden + k)));
-                let c_old = _mm512_loadu_ps(c.as_ptr().add(k));
-                let c_new = _mm512_fmadd_ps(f, c_old, _mm512_mul_ps(i, gg));
-                _mm512_storeu_ps(c.as_mut_ptr().add(k), c_new);
-                _mm512_storeu_ps(h.as_mut_ptr().add(k), _mm512_mul_ps(o, tanh(c_new)));
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn sigmoid(x: __m512) -> __m512 {
-        let half = _mm512_set1_ps(0.5);
-        _mm512_fmadd_ps(half, tanh(_mm512_mul_ps(half, x)), half)
-    }
-
-    /// The AVX2 kernel's tanh, 16 wide.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn tanh(x: __m512) -> __m512 {
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(-7.905_311)),
-            _mm512_set1_ps(7.905_311),
-        );
-        let x2 = _mm512_mul_ps(x, x);
-        let mut p = _mm512_set1_ps(-2.760_768_5e-16);
-        for coefficient in [
-            2.000_188e-13,
-            -8.604_672e-11,
-            5.122_297e-8,
-            1.485_722_4e-5,
-            6.372_619_3e-4,
-            4.893_524_6e-3,
-        ] {
-            p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(coefficient));
-        }
-        let p = _mm512_mul_ps(p, x);
-        let mut q = _mm512_set1_ps(1.198_258_4e-6);
-        for coefficient in [1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3] {
-            q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(coefficient));
-        }
-        let r = _mm512_rcp14_ps(q);
-        // r·(2 − q·r)
-        let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0)));
-        _mm512_mul_ps(p, r)
     }
 
     /// R rows × two adjacent panels, `panel_len` floats apart: two

@@ -412,8 +412,13 @@ fn microphone_records_what_was_played_and_live_and_final_find_two_speakers() -> 
         live.speakers
     );
 
+    // To look at a failing take: KEEP_MIC_WAV=/some/file.wav.
+    if let Ok(keep) = std::env::var("KEEP_MIC_WAV") {
+        std::fs::copy(&path, &keep)?;
+    }
     let final_job = engine.submit(JobSpec::new(&path))?;
     let final_result = wait_done(&events, final_job)?;
+    eprintln!("final: {:?}", final_result.speakers);
     assert_eq!(
         final_result.num_speakers(),
         2,

@@ -4,7 +4,8 @@
 //! Port of pyannote/pyannote-audio 4.0.7 `models/blocks/sincnet.py` `SincNet`
 //! and asteroid-filterbanks 0.4.0 `ParamSincFB` (MIT). The sinc filterbank only
 //! depends on the weights, so it is computed once at load (in float64, then
-//! stored as float32) instead of on every forward as PyTorch does.
+//! stored in the dtype each path computes in) instead of on every forward
+//! as PyTorch does.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
@@ -229,8 +230,7 @@ impl SincNet {
     pub fn new(cfg: &SincNetConfig, vb: VarBuilder) -> Result<Self> {
         let filters = sinc_filterbank(cfg, &vb.pp("conv1d.0.filterbank"))?;
         let filters =
-            Tensor::from_vec(filters, (cfg.num_filters, 1, cfg.filter_taps), vb.device())?
-                .to_dtype(vb.dtype())?;
+            Tensor::from_vec(filters, (cfg.num_filters, 1, cfg.filter_taps), vb.device())?;
         let conv = |c_in: usize, index: usize| {
             candle_nn::conv1d(
                 c_in,

@@ -141,24 +141,20 @@ fn most_large_clusters(
     // Size of every cluster the tree names: observations, then merges.
     let mut sizes = vec![1usize; n];
     sizes.reserve(steps.len());
+    // Clusters of min_size or more after `merges` merges.
     let mut large = if min_size <= 1 { n } else { 0 };
-    let (mut best, mut best_large) = (first, 0);
-    for (i, step) in steps.iter().enumerate() {
-        if i == first {
-            best_large = large;
+    let mut best: Option<(usize, usize)> = None; // (merges, large)
+    for merges in 0..=steps.len() {
+        if merges >= first && best.is_none_or(|(_, most)| large > most) {
+            best = Some((merges, large));
         }
-        if i >= first && large > best_large {
-            (best, best_large) = (i, large);
-        }
+        let Some(step) = steps.get(merges) else { break };
         let (a, b) = (sizes[step.cluster1], sizes[step.cluster2]);
         large -= usize::from(a >= min_size) + usize::from(b >= min_size);
         large += usize::from(a + b >= min_size);
         sizes.push(a + b);
     }
-    if steps.len() >= first && large > best_large {
-        best = steps.len();
-    }
-    best
+    best.map_or(first, |(merges, _)| merges)
 }
 
 /// Labels `0..k` for each observation after the first `n - k` merges.

@@ -94,11 +94,10 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
         .iter()
         .take_while(|s| s.dissimilarity <= params.cluster_threshold)
         .count();
+    let labels = cut(steps, n, n - merges_under_threshold);
     let min_size = ((params.min_cluster_share * n as f64).ceil() as usize)
         .max(params.min_cluster_size)
         .min(n);
-    let merges = most_large_clusters(steps, n, merges_under_threshold, min_size);
-    let labels = cut(steps, n, n - merges);
     let sizes = cluster_sizes(&labels);
     let large: Vec<usize> = (0..sizes.len()).filter(|&c| sizes[c] >= min_size).collect();
     let wanted = clamp(large.len().max(1));
@@ -123,38 +122,6 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
             sum
         })
         .collect()
-}
-
-/// How many merges to make: at least `first` (those under the threshold),
-/// and more while that raises the number of clusters of `min_size` or more.
-/// A voice whose embeddings fall apart at the threshold into pieces that
-/// are each too small would otherwise vanish into another voice: the pieces
-/// are nearer each other than any other voice, so merging on gathers them
-/// into a cluster that counts. The first cut with the most such clusters
-/// wins.
-fn most_large_clusters(
-    steps: &[kodama::Step<f64>],
-    n: usize,
-    first: usize,
-    min_size: usize,
-) -> usize {
-    // Size of every cluster the tree names: observations, then merges.
-    let mut sizes = vec![1usize; n];
-    sizes.reserve(steps.len());
-    // Clusters of min_size or more after `merges` merges.
-    let mut large = if min_size <= 1 { n } else { 0 };
-    let mut best: Option<(usize, usize)> = None; // (merges, large)
-    for merges in 0..=steps.len() {
-        if merges >= first && best.is_none_or(|(_, most)| large > most) {
-            best = Some((merges, large));
-        }
-        let Some(step) = steps.get(merges) else { break };
-        let (a, b) = (sizes[step.cluster1], sizes[step.cluster2]);
-        large -= usize::from(a >= min_size) + usize::from(b >= min_size);
-        large += usize::from(a + b >= min_size);
-        sizes.push(a + b);
-    }
-    best.map_or(first, |(merges, _)| merges)
 }
 
 /// Labels `0..k` for each observation after the first `n - k` merges.
@@ -364,29 +331,6 @@ mod tests {
             SpeakerCount::Auto,
             &PipelineParams::default(),
         );
-        assert_eq!(c.num_clusters, 2);
-        for pair in c.assignments.chunks(2) {
-            assert_ne!(pair[0], pair[1]);
-        }
-    }
-
-    #[test]
-    fn a_voice_split_into_small_pieces_is_gathered_not_lost() {
-        // Voice B falls into two groups of 6 that stay apart at the
-        // threshold (cosine distance 0.98 once centred) and are each under
-        // the minimum cluster size of 8; together they are a voice.
-        let a = [1.0, 0.0, 0.0, 0.0];
-        let b = |w: usize| {
-            if w < 6 {
-                [0.0, 1.0, 0.8, 0.0]
-            } else {
-                [0.0, 1.0, -0.8, 0.0]
-            }
-        };
-        let speakers: Vec<LocalSpeaker> = (0..12)
-            .flat_map(|w| [speaker(w, 0, &a), speaker(w, 1, &b(w))])
-            .collect();
-        let c = cluster(&speakers, SpeakerCount::Auto, &PipelineParams::default());
         assert_eq!(c.num_clusters, 2);
         for pair in c.assignments.chunks(2) {
             assert_ne!(pair[0], pair[1]);

@@ -90,14 +90,16 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
     let (min, max) = count.bounds();
     let clamp = |k: usize| k.max(min.unwrap_or(1)).min(max.unwrap_or(n)).clamp(1, n);
 
-    let merges_under_threshold = steps
-        .iter()
-        .take_while(|s| s.dissimilarity <= params.cluster_threshold)
-        .count();
-    let labels = cut(steps, n, n - merges_under_threshold);
     let min_size = ((params.min_cluster_share * n as f64).ceil() as usize)
         .max(params.min_cluster_size)
         .min(n);
+    let labels = gather(
+        steps,
+        n,
+        params.cluster_threshold,
+        params.gather_threshold,
+        min_size,
+    );
     let sizes = cluster_sizes(&labels);
     let large: Vec<usize> = (0..sizes.len()).filter(|&c| sizes[c] >= min_size).collect();
     let wanted = clamp(large.len().max(1));
@@ -124,9 +126,73 @@ fn centroids(vectors: &[&[f32]], count: SpeakerCount, params: &PipelineParams) -
         .collect()
 }
 
+/// Labels for each observation: the clusters of the merges under
+/// `threshold`, then of the merges up to `gather_threshold` that do not join
+/// two clusters the threshold made with `min_size` observations or more.
+///
+/// A voice can fall apart at the threshold into pieces that are each too
+/// small to count, most of all in a short recording with few embeddings
+/// (centring on the mean embedding of a two-voice recording stretches
+/// distances within a voice too); those pieces would then be folded into
+/// the nearest voice that counts, and the voice would vanish. Merging on
+/// lets the pieces find each other, or the voice they belong to, while the
+/// voices the threshold found stay apart at any distance. A cluster
+/// gathered from pieces counts only if it meets no other voice before
+/// `gather_threshold`: pieces of a voice that counts, which happened to
+/// gather among themselves first, join it rather than stand beside it.
+fn gather(
+    steps: &[kodama::Step<f64>],
+    n: usize,
+    threshold: f64,
+    gather_threshold: f64,
+    min_size: usize,
+) -> Vec<usize> {
+    // Every node of the tree (observations, then merges): its size; whether
+    // it is a cluster that counts as the threshold made it (`native`); and
+    // whether it was made at all (a merge left undone, or anything built on
+    // one, is only a name for clusters kept apart).
+    let mut sizes = vec![1usize; n];
+    let mut native = vec![min_size <= 1; n];
+    let mut made = vec![true; n];
+    let mut parent: Vec<usize> = (0..n + steps.len()).collect();
+    for (i, step) in steps.iter().enumerate() {
+        let (a, b) = (step.cluster1, step.cluster2);
+        let size = sizes[a] + sizes[b];
+        let under_threshold = step.dissimilarity <= threshold;
+        let joins = under_threshold
+            || (step.dissimilarity <= gather_threshold
+                && made[a]
+                && made[b]
+                && !(native[a] && native[b]));
+        if joins {
+            parent[a] = n + i;
+            parent[b] = n + i;
+        }
+        sizes.push(size);
+        native.push(if under_threshold {
+            size >= min_size
+        } else {
+            joins && (native[a] || native[b])
+        });
+        made.push(joins);
+    }
+    labels_of_roots(&mut parent, n)
+}
+
 /// Labels `0..k` for each observation after the first `n - k` merges.
 fn cut(steps: &[kodama::Step<f64>], n: usize, k: usize) -> Vec<usize> {
     let mut parent: Vec<usize> = (0..2 * n).collect();
+    for (i, step) in steps.iter().take(n - k).enumerate() {
+        let merged = n + i;
+        parent[step.cluster1] = merged;
+        parent[step.cluster2] = merged;
+    }
+    labels_of_roots(&mut parent, n)
+}
+
+/// Labels `0..k`, in order of first appearance, of the roots of the `n`
+/// observations in the forest `parent`.
+fn labels_of_roots(parent: &mut [usize], n: usize) -> Vec<usize> {
     fn root(parent: &mut [usize], mut x: usize) -> usize {
         while parent[x] != x {
             parent[x] = parent[parent[x]];
@@ -134,15 +200,10 @@ fn cut(steps: &[kodama::Step<f64>], n: usize, k: usize) -> Vec<usize> {
         }
         x
     }
-    for (i, step) in steps.iter().take(n - k).enumerate() {
-        let merged = n + i;
-        parent[step.cluster1] = merged;
-        parent[step.cluster2] = merged;
-    }
     let mut roots: Vec<usize> = Vec::new();
     (0..n)
         .map(|i| {
-            let r = root(&mut parent, i);
+            let r = root(parent, i);
             match roots.iter().position(|&x| x == r) {
                 Some(label) => label,
                 None => {
@@ -153,7 +214,6 @@ fn cut(steps: &[kodama::Step<f64>], n: usize, k: usize) -> Vec<usize> {
         })
         .collect()
 }
-
 fn cluster_sizes(labels: &[usize]) -> Vec<usize> {
     let mut sizes = vec![0; labels.iter().max().map_or(0, |m| m + 1)];
     for &l in labels {
@@ -293,6 +353,82 @@ mod tests {
         (0..10)
             .flat_map(|w| [speaker(w, 0, &a), speaker(w, 1, &b)])
             .collect()
+    }
+
+    fn step(
+        cluster1: usize,
+        cluster2: usize,
+        dissimilarity: f64,
+        size: usize,
+    ) -> kodama::Step<f64> {
+        kodama::Step {
+            cluster1,
+            cluster2,
+            dissimilarity,
+            size,
+        }
+    }
+
+    #[test]
+    fn voices_the_threshold_found_never_merge_while_gathering() {
+        // Two pairs under the threshold (0.5), each big enough to count (2).
+        let steps = [
+            step(0, 1, 0.1, 2),
+            step(2, 3, 0.2, 2),
+            step(6, 7, 0.9, 4),
+            step(4, 8, 0.95, 5),
+            step(5, 9, 0.99, 6),
+        ];
+        // The single observations 4 and 5 would only join the undone merge.
+        assert_eq!(gather(&steps, 6, 0.5, 1.0, 2), [0, 0, 1, 1, 2, 3]);
+    }
+
+    #[test]
+    fn gathered_pieces_join_the_voice_they_meet_or_else_count() {
+        // 0-2 count at the threshold (min size 3); 3-5 gather past it.
+        let steps = [
+            step(0, 1, 0.1, 2),
+            step(6, 2, 0.2, 3),
+            step(3, 4, 0.6, 2),
+            step(8, 5, 0.7, 3),
+            step(7, 9, 0.9, 6),
+        ];
+        assert_eq!(gather(&steps, 6, 0.5, 1.0, 3), [0; 6]);
+        assert_eq!(gather(&steps, 6, 0.5, 0.8, 3), [0, 0, 0, 1, 1, 1]);
+        // Gathering off: the threshold's clusters.
+        assert_eq!(gather(&steps, 6, 0.5, 0.5, 3), [0, 0, 0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_voice_split_into_small_pieces_is_gathered_not_lost() {
+        // Voice B falls into two groups of 6 that stay apart at the
+        // threshold (cosine distance 0.98 once centred) and are each under
+        // the minimum cluster size of 8; together they are a voice.
+        let a = [1.0, 0.0, 0.0, 0.0];
+        let b = |w: usize| {
+            if w < 6 {
+                [0.0, 1.0, 0.8, 0.0]
+            } else {
+                [0.0, 1.0, -0.8, 0.0]
+            }
+        };
+        let speakers: Vec<LocalSpeaker> = (0..12)
+            .flat_map(|w| [speaker(w, 0, &a), speaker(w, 1, &b(w))])
+            .collect();
+        let c = cluster(&speakers, SpeakerCount::Auto, &PipelineParams::default());
+        assert_eq!(c.num_clusters, 2);
+        for pair in c.assignments.chunks(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
+        // Without gathering, voice B is lost in A.
+        let no_gathering = PipelineParams {
+            gather_threshold: PipelineParams::default().cluster_threshold,
+            ..PipelineParams::default()
+        };
+        assert_eq!(
+            cluster(&speakers, SpeakerCount::Auto, &no_gathering).num_clusters,
+            1
+        );
     }
 
     #[test]

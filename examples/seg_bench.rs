@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     // Windows every 0.5 s: one window per 0.5 s of audio.
     let step_s = 8_000.0 / 16_000.0;
     for batch in [1, 8, 32] {
-        let per_s = segmentation_throughput(&model, &device, batch, min_secs)?;
+        let per_s = segmentation_throughput(&model, &device, batch, min_secs)?.windows_per_s;
         println!(
             "batch {batch:>2}: {per_s:8.1} windows/s, {:6.2} ms/window, {:6.1}x real time (0.5 s step)",
             1000.0 / per_s,

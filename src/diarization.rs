@@ -34,6 +34,10 @@ pub struct SpeakerStats {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageTimings {
     pub decode_s: f64,
+    /// Mel frames for the speaker encoder. With decoding, this runs beside
+    /// the networks on a GPU, so the stages may add up to more than the total.
+    #[serde(default)]
+    pub features_s: f64,
     pub segmentation_s: f64,
     pub embedding_s: f64,
     pub clustering_s: f64,

@@ -32,6 +32,7 @@ fn meeting() -> Diarization {
         "cpu",
         StageTimings {
             decode_s: 0.5,
+            features_s: 0.75,
             segmentation_s: 10.25,
             embedding_s: 20.0,
             clustering_s: 0.125,

@@ -28,26 +28,74 @@ fn synthetic_windows(batch: usize, device: &Device) -> Result<Tensor> {
     Tensor::from_vec(samples, (batch, 1, WINDOW_SAMPLES), device)
 }
 
+/// Windows per second, and the share of the wall time the host spent
+/// issuing the forward pass (the rest it waited for the device; on the CPU
+/// the host does all the work, so this is 1).
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentationThroughput {
+    pub windows_per_s: f64,
+    pub host_share: f64,
+}
+
 /// Runs `model.forward` on batches of `batch` windows for at least
-/// `min_secs` (after one untimed warm-up batch) and returns windows/s.
+/// `min_secs` (after one untimed warm-up batch).
 pub fn segmentation_throughput(
     model: &Segmentation,
     device: &Device,
     batch: usize,
     min_secs: f64,
-) -> Result<f64> {
+) -> Result<SegmentationThroughput> {
     let xs = synthetic_windows(batch.max(1), device)?;
     model.forward(&xs)?;
     device.synchronize()?;
     let start = Instant::now();
     let mut windows = 0usize;
+    let mut issuing = 0.0;
     loop {
+        let issued = Instant::now();
         model.forward(&xs)?;
+        issuing += issued.elapsed().as_secs_f64();
         device.synchronize()?;
         windows += batch.max(1);
         let elapsed = start.elapsed().as_secs_f64();
         if elapsed >= min_secs {
-            return Ok(windows as f64 / elapsed);
+            return Ok(SegmentationThroughput {
+                windows_per_s: windows as f64 / elapsed,
+                host_share: issuing / elapsed,
+            });
         }
     }
+}
+
+/// Seconds per batch of `batch` windows in each stage of the device-agnostic
+/// forward pass (the device synchronised after each), averaged over `runs`
+/// batches after a warm-up, in pass order.
+pub fn segmentation_stage_times(
+    model: &Segmentation,
+    device: &Device,
+    batch: usize,
+    runs: usize,
+) -> Result<Vec<(&'static str, f64)>> {
+    let xs = synthetic_windows(batch.max(1), device)?;
+    let mut totals: Vec<(&'static str, f64)> = Vec::new();
+    for run in 0..=runs.max(1) {
+        device.synchronize()?;
+        let mut last = Instant::now();
+        let mut stage = 0;
+        model.forward_marked(&xs, &mut |name| {
+            device.synchronize()?;
+            let now = Instant::now();
+            if run > 0 {
+                if stage == totals.len() {
+                    totals.push((name, 0.0));
+                }
+                totals[stage].1 += (now - last).as_secs_f64();
+            }
+            stage += 1;
+            last = now;
+            Ok(())
+        })?;
+    }
+    let runs = runs.max(1) as f64;
+    Ok(totals.into_iter().map(|(n, t)| (n, t / runs)).collect())
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use diarist::bench::{embedding::embedding_throughput, segmentation::segmentation_throughput};
+use diarist::bench::embedding::embedding_throughput;
+use diarist::bench::segmentation::{segmentation_stage_times, segmentation_throughput};
 use diarist::models::embedding::SpeakerEncoder;
 use diarist::models::mel::MelFrontend;
 use diarist::models::segmentation::Segmentation;
@@ -102,20 +103,44 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
     let encoder = SpeakerEncoder::load(&dir, &device)?;
     let mel = MelFrontend::new();
     println!();
-    println!("segmentation (5 s windows)   windows/s   ms/window   PyTorch ms/window   speed-up");
-    for batch in [1, 8, 32] {
-        let per_s = segmentation_throughput(&segmentation, &device, batch, args.seconds)?;
-        let ms = 1000.0 / per_s;
-        println!(
-            "  batch {batch:>3}                  {per_s:>9.1}   {ms:>9.2}   {TORCH_MS_PER_WINDOW:>17.1}   {:>7.2}×",
+    // A GPU is measured at the batch sizes the pipeline uses as well, with
+    // the share of the time the host spent issuing work (the rest it waited).
+    let (batches, host_column): (&[usize], bool) = if device.is_cpu() {
+        (&[1, 8, 32], false)
+    } else {
+        (&[1, 8, 32, 256], true)
+    };
+    println!(
+        "segmentation (5 s windows)   windows/s   ms/window   PyTorch ms/window   speed-up{}",
+        if host_column { "   host issuing" } else { "" }
+    );
+    for &batch in batches {
+        let t = segmentation_throughput(&segmentation, &device, batch, args.seconds)?;
+        let ms = 1000.0 / t.windows_per_s;
+        print!(
+            "  batch {batch:>3}                  {:>9.1}   {ms:>9.2}   {TORCH_MS_PER_WINDOW:>17.1}   {:>7.2}×",
+            t.windows_per_s,
             TORCH_MS_PER_WINDOW / ms
         );
+        if host_column {
+            print!("   {:>11.0} %", 100.0 * t.host_share);
+        }
+        println!();
+    }
+    if host_column {
+        let batch = 256;
+        println!(
+            "  where a batch of {batch} spends its time (device synchronised after each stage):"
+        );
+        for (stage, seconds) in segmentation_stage_times(&segmentation, &device, batch, 3)? {
+            println!("    {stage:<32} {:>8.2} ms", 1000.0 * seconds);
+        }
     }
     println!();
     println!(
         "GE2E (5 s utterances, 5 partials)  emb/s   ms/emb   ms/partial (net)   PyTorch ms/emb   speed-up"
     );
-    for batch in [1, 8, 32] {
+    for &batch in batches {
         let b = embedding_throughput(&encoder, &mel, &device, batch, args.seconds)?;
         println!(
             "  batch {batch:>3}                  {:>9.1}  {:>7.2}   {:>7.2} ({:>5.2})   {TORCH_MS_PER_EMBEDDING:>14.1}   {:>7.2}×",
@@ -194,8 +219,13 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
             println!(
-                "stages: decode {:.2} s, segmentation {:.2} s, embedding {:.2} s, clustering {:.2} s, reconstruction {:.2} s",
-                t.decode_s, t.segmentation_s, t.embedding_s, t.clustering_s, t.reconstruction_s
+                "stages: decode {:.2} s, mel {:.2} s, segmentation {:.2} s, embedding {:.2} s, clustering {:.2} s, reconstruction {:.2} s",
+                t.decode_s,
+                t.features_s,
+                t.segmentation_s,
+                t.embedding_s,
+                t.clustering_s,
+                t.reconstruction_s
             );
         }
         println!(

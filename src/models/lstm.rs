@@ -134,11 +134,46 @@ impl Layer {
         // One copy here makes every step's slice contiguous (the cat above
         // may return a strided view), which the fused CUDA cell requires.
         let xw = xw.contiguous()?; // (time, dirs, batch, 4·hidden) in step order
-        let mut h = Tensor::zeros((dirs, batch, hidden), xs.dtype(), xs.device())?;
+        #[cfg(feature = "cuda")]
+        let fused = xs.device().is_cuda()
+            && xs.dtype() == DType::F32
+            && std::env::var_os("DIARIST_LSTM_STEPWISE").is_none();
+        #[cfg(not(feature = "cuda"))]
+        let fused = false;
+        let ys = if fused {
+            #[cfg(feature = "cuda")]
+            {
+                super::lstm_cuda::recurrence(&xw, &self.w_hh_t)?
+            }
+            #[cfg(not(feature = "cuda"))]
+            unreachable!("fused is false without the cuda feature")
+        } else {
+            self.recurrence_generic(&xw, batch)?
+        }; // (time, dirs, batch, hidden) in step order
+        let ys = if dirs == 2 {
+            let backward = ys
+                .narrow(1, 1, 1)?
+                .contiguous()?
+                .index_select(&reversed, 0)?;
+            Tensor::cat(&[&ys.narrow(1, 0, 1)?, &backward], 1)?
+        } else {
+            ys
+        }; // (time, dirs, batch, hidden) in time order
+        ys.permute((2, 0, 1, 3))?
+            .contiguous()?
+            .reshape((batch, time, dirs * hidden))
+    }
+
+    /// The recurrence op by op: xw (time, dirs, batch, 4·hidden) in step
+    /// order → h (time, dirs, batch, hidden) in step order.
+    fn recurrence_generic(&self, xw: &Tensor, batch: usize) -> Result<Tensor> {
+        let (time, dirs) = (xw.dim(0)?, self.directions());
+        let hidden = self.hidden();
+        let mut h = Tensor::zeros((dirs, batch, hidden), xw.dtype(), xw.device())?;
         let mut c = h.clone();
         let mut outputs = Vec::with_capacity(time);
         #[cfg(feature = "cuda")]
-        let fused = xs.device().is_cuda() && xs.dtype() == DType::F32;
+        let fused = xw.device().is_cuda() && xw.dtype() == DType::F32;
         for step in 0..time {
             #[cfg(feature = "cuda")]
             if fused {
@@ -161,19 +196,7 @@ impl Layer {
             h = (o * c.tanh()?)?;
             outputs.push(h.clone());
         }
-        let ys = Tensor::stack(&outputs, 0)?; // (time, dirs, batch, hidden) in step order
-        let ys = if dirs == 2 {
-            let backward = ys
-                .narrow(1, 1, 1)?
-                .contiguous()?
-                .index_select(&reversed, 0)?;
-            Tensor::cat(&[&ys.narrow(1, 0, 1)?, &backward], 1)?
-        } else {
-            ys
-        }; // (time, dirs, batch, hidden) in time order
-        ys.permute((2, 0, 1, 3))?
-            .contiguous()?
-            .reshape((batch, time, dirs * hidden))
+        Tensor::stack(&outputs, 0)
     }
 
     /// CPU float32: xs (batch, time, input) → (batch, time, directions·hidden).

@@ -191,6 +191,21 @@ impl Segmentation {
         candle_nn::ops::sigmoid(&self.classifier.forward(&xs)?) // (count, frames, 3)
     }
 
+    /// The device-agnostic `forward`, calling `mark` after each stage with
+    /// its name (the networks benchmark times the stages on a GPU this way).
+    pub fn forward_marked(
+        &self,
+        wav: &Tensor,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<Tensor> {
+        let xs = self.sincnet.forward_marked(wav, mark)?;
+        let xs = self.lstm.forward(&xs.transpose(1, 2)?.contiguous()?)?;
+        mark("lstm")?;
+        let xs = candle_nn::ops::sigmoid(&self.classifier.forward(&self.head(&xs)?)?)?;
+        mark("linear head")?;
+        Ok(xs)
+    }
+
     /// `forward` through the device-agnostic implementation only (the one
     /// GPUs run), even on the CPU, where `forward` takes fused fast paths.
     pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {

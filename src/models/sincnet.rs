@@ -116,13 +116,22 @@ impl Module for InstanceNorm {
 
 /// `MaxPool1d(k, k)` over the last axis (trailing samples that do not fill a
 /// window are dropped, as PyTorch does). xs: (batch, channels, time).
+///
+/// An element-wise maximum over the k strided views, not a reduction over a
+/// last axis of k: GPU reductions launch one thread block per output, which
+/// for 50 million outputs of 3 values each is most of SincNet's time.
 fn max_pool(xs: &Tensor, k: usize) -> Result<Tensor> {
     let (batch, channels, time) = xs.dims3()?;
     let out = time / k;
-    xs.narrow(2, 0, out * k)?
+    let grouped = xs
+        .narrow(2, 0, out * k)?
         .contiguous()?
-        .reshape((batch, channels, out, k))?
-        .max(D::Minus1) // (batch, channels, out)
+        .reshape((batch, channels, out, k))?;
+    let mut max = grouped.narrow(3, 0, 1)?;
+    for i in 1..k {
+        max = max.maximum(&grouped.narrow(3, i, 1)?)?;
+    }
+    max.squeeze(3) // (batch, channels, out)
 }
 
 /// asteroid `ParamSincFB` filters from the checkpoint's `low_hz_` (F/2, 1),
@@ -339,12 +348,27 @@ impl SincNet {
     /// device: wav (batch, 1, samples) → (batch, 60, frames), computed in
     /// `precise_dtype` and returned in wav's dtype.
     pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {
+        self.forward_marked(wav, &mut |_| Ok(()))
+    }
+
+    /// `forward_generic`, calling `mark` after each stage with its name (the
+    /// networks benchmark times the stages on a GPU this way).
+    pub fn forward_marked(
+        &self,
+        wav: &Tensor,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<Tensor> {
         let xs = self.wav_norm.forward(&wav.to_dtype(self.dtype)?)?;
+        mark("sincnet: waveform norm")?;
         let xs = self.sinc_conv(&xs)?.abs()?; // (batch, 80, 7975)
+        mark("sincnet: sinc convolution")?;
         let xs = self.finish_stage(&xs, 0)?; // (batch, 80, 2658)
+        mark("sincnet: pool + norm 1")?;
         let xs = self.finish_stage(&self.convs[0].forward(&xs)?, 1)?; // (batch, 60, 884)
-        self.finish_stage(&self.convs[1].forward(&xs)?, 2)? // (batch, 60, 293)
-            .to_dtype(wav.dtype())
+        mark("sincnet: conv + pool + norm 2")?;
+        let xs = self.finish_stage(&self.convs[1].forward(&xs)?, 2)?; // (batch, 60, 293)
+        mark("sincnet: conv + pool + norm 3")?;
+        xs.to_dtype(wav.dtype())
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::embeddings::{PartialGrid, partials_used};
+use super::feed::Arrival;
 use super::frames::{
     LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES, num_windows,
 };
@@ -32,7 +33,7 @@ pub(crate) const MEL_WINDOW: usize = 400;
 pub const EMBEDDING_DIM: usize = 256;
 
 /// Where 16 kHz mono samples come from: a file being decoded, or memory.
-pub trait SampleSource {
+pub trait SampleSource: Send {
     /// Appends the next samples to `out`; 0 means the end.
     fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize>;
     /// Expected total, for progress; `None` when unknown.
@@ -100,7 +101,10 @@ pub struct Inferred {
     /// Partials that went through the speaker encoder (the rest were not
     /// needed and are zeros).
     pub partials_embedded: usize,
+    /// Decoding and mel frames (on a helper thread, beside the networks,
+    /// when they run on a GPU).
     pub decode_s: f64,
+    pub features_s: f64,
     pub segmentation_s: f64,
     pub embedding_s: f64,
 }
@@ -153,18 +157,39 @@ pub fn infer(
     selection: PartialSelection,
     progress: &mut dyn Progress,
 ) -> Result<Inferred> {
+    let ahead = !nets.device.is_cpu();
+    let hint = source.len_hint();
+    super::feed::with_arrivals(source, nets.mel, ahead, |arrivals| {
+        consume(
+            nets, arrivals, hint, step, grid, batches, selection, progress,
+        )
+    })
+}
+
+/// The engine thread's half of pass one: windows and partials cut from the
+/// arriving samples and mel frames, run through the networks in batches.
+#[allow(clippy::too_many_arguments)]
+fn consume(
+    nets: &Networks,
+    arrivals: &mut dyn Iterator<Item = Result<Arrival>>,
+    hint: Option<usize>,
+    step: usize,
+    grid: usize,
+    batches: Batches,
+    selection: PartialSelection,
+    progress: &mut dyn Progress,
+) -> Result<Inferred> {
     let mut out = Inferred {
         step,
         partial_grid: grid,
         ..Inferred::default()
     };
-    // `padded[i]` is sample `base + i - MEL_PAD`: the stream with librosa's
-    // leading zeros, so mel frame `t` reads `padded[160·t - base..][..400]`.
+    // `padded[i]` is sample `base + i - MEL_PAD`: the stream behind librosa's
+    // leading zeros, as the mel frames see it.
     let mut padded: Vec<f32> = vec![0.0; MEL_PAD];
     let mut base = 0usize;
     let mut mel_frames: VecDeque<[f32; N_MELS]> = VecDeque::new();
     let mut mel_base = 0usize; // absolute index of mel_frames[0]
-    let mut scratch_frames = Vec::new();
     let mut next_window = 0usize;
     let mut next_partial = 0usize;
     // Windows [batch_first, next_window) wait for the segmentation network;
@@ -178,23 +203,25 @@ pub fn infer(
         Vec::with_capacity(batches.partials * PARTIAL_FRAMES * N_MELS);
     // Which partial each row of `partial_batch` is.
     let mut partial_rows: Vec<usize> = Vec::with_capacity(batches.partials);
-    let mut chunk = Vec::new();
-    let hint = source.len_hint();
     let mut eof = false;
 
     while !eof {
-        chunk.clear();
-        let started = Instant::now();
-        let n = source.read_chunk(&mut chunk)?;
-        out.decode_s += started.elapsed().as_secs_f64();
-        padded.extend_from_slice(&chunk);
+        let Some(arrival) = arrivals.next() else {
+            // Only a helper thread that died mid-stream ends without an end
+            // marker; its panic is raised when the scope joins it.
+            return Err(Error::Backend {
+                backend: "decoder".into(),
+                reason: "the decoding thread stopped".into(),
+            });
+        };
+        let arrival = arrival?;
+        out.decode_s += arrival.decode_s;
+        out.features_s += arrival.features_s;
+        let n = arrival.samples.len();
+        padded.extend_from_slice(&arrival.samples);
         out.num_samples += n;
-        if n == 0 {
-            eof = true;
-            padded.resize(padded.len() + MEL_PAD, 0.0);
-        }
+        eof = arrival.is_end();
         let num_samples = out.num_samples;
-
         // Segmentation windows whose samples are all here (or all there will
         // be), in batches; at the end, whatever is left.
         let windows_total = if eof {
@@ -257,16 +284,8 @@ pub fn infer(
             next_window += 1;
         }
 
-        // Mel frames over everything that has arrived.
         let started = Instant::now();
-        let computed = mel_base + mel_frames.len();
-        let from = computed * MEL_HOP - base;
-        if padded.len() >= from + MEL_WINDOW {
-            scratch_frames.clear();
-            nets.mel
-                .frames_from_padded(&padded[from..], &mut scratch_frames);
-            mel_frames.extend(scratch_frames.drain(..));
-        }
+        mel_frames.extend(arrival.mel);
         let mel_total = mel_base + mel_frames.len();
         // Partials on the grid; at the end, one zero-padded partial when the
         // recording is shorter than a partial.
@@ -318,8 +337,8 @@ pub fn infer(
         let keep_mel = (next_partial * grid).min(mel_base + mel_frames.len());
         mel_frames.drain(..keep_mel - mel_base);
         mel_base = keep_mel;
-        let keep_sample =
-            (batch_first * step + MEL_PAD).min((mel_base + mel_frames.len()) * MEL_HOP);
+        // (At the end the next window may start past the last sample.)
+        let keep_sample = (batch_first * step + MEL_PAD).min(base + padded.len());
         if keep_sample > base {
             padded.drain(..keep_sample - base);
             base = keep_sample;

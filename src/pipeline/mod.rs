@@ -5,6 +5,7 @@
 pub mod binarize;
 pub mod clustering;
 pub mod embeddings;
+mod feed;
 pub mod frames;
 pub mod infer;
 pub mod online;
@@ -158,6 +159,7 @@ impl Pipeline {
         )?;
         let mut timings = StageTimings {
             decode_s: inferred.decode_s,
+            features_s: inferred.features_s,
             segmentation_s: inferred.segmentation_s,
             embedding_s: inferred.embedding_s,
             ..StageTimings::default()

@@ -29,3 +29,30 @@ extern "C" __global__ void diarist_lstm_cell_f32(
     out[n + k] = c_next;
   }
 }
+
+// The same step for the whole-recurrence op: the cell state is updated in
+// place and h is written straight into the layer's output at this step, so
+// a step is one matrix product and this kernel, with nothing to allocate.
+//
+// xw, hw: rows × 4·hidden; c: rows × hidden (in and out); h: rows × hidden.
+extern "C" __global__ void diarist_lstm_step_f32(
+    const float* __restrict__ xw,
+    const float* __restrict__ hw,
+    float* __restrict__ c,
+    float* __restrict__ h,
+    const unsigned int rows,
+    const unsigned int hidden) {
+  const unsigned int n = rows * hidden;
+  for (unsigned int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += blockDim.x * gridDim.x) {
+    const unsigned int row = k / hidden;
+    const unsigned int j = k - row * hidden;
+    const unsigned int g = row * 4 * hidden + j;
+    const float i = sigmoid(xw[g] + hw[g]);
+    const float f = sigmoid(xw[g + hidden] + hw[g + hidden]);
+    const float z = tanhf(xw[g + 2 * hidden] + hw[g + 2 * hidden]);
+    const float o = sigmoid(xw[g + 3 * hidden] + hw[g + 3 * hidden]);
+    const float c_next = f * c[k] + i * z;
+    c[k] = c_next;
+    h[k] = o * tanhf(c_next);
+  }
+}

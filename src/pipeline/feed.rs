@@ -1,0 +1,187 @@
+//! The host-side half of pass one: decoding and mel frames. On a GPU these
+//! run on a helper thread a few chunks ahead of the engine thread, so the
+//! device never waits for the CPU's signal processing; on the CPU they run
+//! inline, where a third thread would only take cores from the networks.
+//! Neither half ever touches a model.
+
+use std::sync::mpsc;
+use std::time::Instant;
+
+use super::infer::{MEL_PAD, MEL_WINDOW, SampleSource};
+use crate::error::{Error, Result};
+use crate::models::mel::{HOP_SAMPLES, MelFrontend, N_MELS};
+
+/// Chunks the helper thread may run ahead (each ~4 s of audio).
+const CHUNKS_AHEAD: usize = 8;
+
+/// One decoded chunk and the mel frames it completes.
+#[derive(Debug, Default)]
+pub(crate) struct Arrival {
+    /// 16 kHz mono samples; empty at the end of the stream.
+    pub samples: Vec<f32>,
+    /// Mel frames that could be computed once these samples arrived (at
+    /// the end, the rest, over librosa's trailing zeros).
+    pub mel: Vec<[f32; N_MELS]>,
+    pub decode_s: f64,
+    pub features_s: f64,
+}
+
+impl Arrival {
+    pub fn is_end(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+/// Decodes `source` and computes its mel frames chunk by chunk.
+struct Feed<'a> {
+    source: &'a mut dyn SampleSource,
+    mel: &'a MelFrontend,
+    /// The samples the next mel frames read, preceded (at the start) by
+    /// librosa's `center=True` zeros.
+    tail: Vec<f32>,
+    done: bool,
+}
+
+impl<'a> Feed<'a> {
+    fn new(source: &'a mut dyn SampleSource, mel: &'a MelFrontend) -> Self {
+        Self {
+            source,
+            mel,
+            tail: vec![0.0; MEL_PAD],
+            done: false,
+        }
+    }
+}
+
+impl Iterator for Feed<'_> {
+    type Item = Result<Arrival>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut arrival = Arrival::default();
+        let started = Instant::now();
+        if let Err(e) = self.source.read_chunk(&mut arrival.samples) {
+            self.done = true;
+            return Some(Err(e));
+        }
+        arrival.decode_s = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        self.tail.extend_from_slice(&arrival.samples);
+        if arrival.is_end() {
+            self.done = true;
+            self.tail.resize(self.tail.len() + MEL_PAD, 0.0);
+        }
+        if self.tail.len() >= MEL_WINDOW {
+            self.mel.frames_from_padded(&self.tail, &mut arrival.mel);
+            self.tail.drain(..arrival.mel.len() * HOP_SAMPLES);
+        }
+        arrival.features_s = started.elapsed().as_secs_f64();
+        Some(Ok(arrival))
+    }
+}
+
+/// Runs `consume` over the arrivals of `source`: inline, or with decoding
+/// and mel frames on a helper thread when `ahead` (the consumer's device is
+/// not the CPU). Either way `consume` sees the same arrivals in order; if it
+/// returns early, the helper stops at its next chunk.
+pub(crate) fn with_arrivals<T>(
+    source: &mut dyn SampleSource,
+    mel: &MelFrontend,
+    ahead: bool,
+    consume: impl FnOnce(&mut dyn Iterator<Item = Result<Arrival>>) -> Result<T>,
+) -> Result<T> {
+    let mut feed = Feed::new(source, mel);
+    if !ahead {
+        return consume(&mut feed);
+    }
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::sync_channel(CHUNKS_AHEAD);
+        std::thread::Builder::new()
+            .name("diarist-decode".into())
+            .spawn_scoped(scope, move || {
+                for arrival in feed {
+                    if sender.send(arrival).is_err() {
+                        break; // the consumer stopped
+                    }
+                }
+            })
+            .map_err(|e| Error::Backend {
+                backend: "host".into(),
+                reason: format!("cannot start the decoding thread: {e}"),
+            })?;
+        let result = consume(&mut receiver.iter());
+        // Dropping the receiver ends the helper at its next send.
+        drop(receiver);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::SliceSource;
+
+    fn signal(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as f32) * 0.013).sin() * 0.5 + ((i * 7919 % 101) as f32 - 50.0) * 1e-3)
+            .collect()
+    }
+
+    fn collect(samples: &[f32], ahead: bool) -> (Vec<f32>, Vec<[f32; N_MELS]>, usize) {
+        let mel = MelFrontend::new();
+        let mut source = SliceSource::new(samples);
+        with_arrivals(&mut source, &mel, ahead, |arrivals| {
+            let (mut all, mut frames, mut ends) = (Vec::new(), Vec::new(), 0);
+            for arrival in arrivals {
+                let arrival = arrival?;
+                ends += usize::from(arrival.is_end());
+                all.extend_from_slice(&arrival.samples);
+                frames.extend_from_slice(&arrival.mel);
+            }
+            Ok((all, frames, ends))
+        })
+        .expect("an in-memory source does not fail")
+    }
+
+    #[test]
+    fn chunked_frames_equal_whole_signal_frames_inline_and_ahead() {
+        // Several decoder-sized chunks, ending mid-hop.
+        let samples = signal(3 * 64 * 1024 + 1234);
+        let whole = MelFrontend::new().mel(&samples);
+        for ahead in [false, true] {
+            let (all, frames, ends) = collect(&samples, ahead);
+            assert_eq!(all, samples);
+            assert_eq!(ends, 1, "exactly one end marker");
+            assert_eq!(frames.len(), whole.len());
+            assert!(frames == whole, "frames differ (ahead: {ahead})");
+        }
+    }
+
+    #[test]
+    fn empty_and_tiny_sources() {
+        let (all, frames, ends) = collect(&[], true);
+        assert!(all.is_empty());
+        assert_eq!(ends, 1);
+        // librosa gives 1 + 0 / 160 frames of an empty signal, over zeros.
+        assert_eq!(frames.len(), 1);
+        let tiny = signal(100);
+        let (_, frames, _) = collect(&tiny, false);
+        assert_eq!(frames, MelFrontend::new().mel(&tiny));
+    }
+
+    #[test]
+    fn a_consumer_that_stops_early_stops_the_helper() {
+        let samples = signal(40 * 64 * 1024);
+        let mel = MelFrontend::new();
+        let mut source = SliceSource::new(&samples);
+        let first = with_arrivals(&mut source, &mel, true, |arrivals| {
+            let arrival = arrivals.next().expect("one chunk")?;
+            Ok(arrival.samples.len())
+        })
+        .expect("in-memory source");
+        assert_eq!(first, 64 * 1024);
+    }
+}

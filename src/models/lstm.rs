@@ -122,15 +122,7 @@ impl Layer {
         // Step s feeds the forward direction time s and the backward one
         // time − 1 − s, so the backward half is stored time-reversed.
         let reversed = reversed_time(time, xs.device())?;
-        let xw = if dirs == 2 {
-            let backward = xw
-                .narrow(1, 1, 1)?
-                .contiguous()?
-                .index_select(&reversed, 0)?;
-            Tensor::cat(&[&xw.narrow(1, 0, 1)?, &backward], 1)?
-        } else {
-            xw
-        };
+        let xw = backward_reversed(xw, &reversed)?;
         // One copy here makes every step's slice contiguous (the cat above
         // may return a strided view), which the fused CUDA cell requires.
         let xw = xw.contiguous()?; // (time, dirs, batch, 4·hidden) in step order
@@ -150,15 +142,7 @@ impl Layer {
         } else {
             self.recurrence_generic(&xw, batch)?
         }; // (time, dirs, batch, hidden) in step order
-        let ys = if dirs == 2 {
-            let backward = ys
-                .narrow(1, 1, 1)?
-                .contiguous()?
-                .index_select(&reversed, 0)?;
-            Tensor::cat(&[&ys.narrow(1, 0, 1)?, &backward], 1)?
-        } else {
-            ys
-        }; // (time, dirs, batch, hidden) in time order
+        let ys = backward_reversed(ys, &reversed)?; // (time, dirs, batch, hidden) in time order
         ys.permute((2, 0, 1, 3))?
             .contiguous()?
             .reshape((batch, time, dirs * hidden))
@@ -228,6 +212,19 @@ impl Layer {
             _ => self.forward_generic(xs),
         }
     }
+}
+
+/// xs (time, dirs, …) with the backward direction's (dirs = 2) time axis
+/// reversed by `reversed` (`reversed_time`); the same for one direction.
+fn backward_reversed(xs: Tensor, reversed: &Tensor) -> Result<Tensor> {
+    if xs.dim(1)? != 2 {
+        return Ok(xs);
+    }
+    let backward = xs
+        .narrow(1, 1, 1)?
+        .contiguous()?
+        .index_select(reversed, 0)?;
+    Tensor::cat(&[&xs.narrow(1, 0, 1)?, &backward], 1)
 }
 
 /// Indices time − 1, …, 0 as u32.

@@ -126,10 +126,12 @@ impl Layer {
         // One copy here makes every step's slice contiguous (the cat above
         // may return a strided view), which the fused CUDA cell requires.
         let xw = xw.contiguous()?; // (time, dirs, batch, 4·hidden) in step order
+        // The whole-layer CUDA op is opt-in until it has been measured
+        // against the step-by-step path on a GPU (DIARIST_CUDA_LSTM=layer).
         #[cfg(feature = "cuda")]
         let fused = xs.device().is_cuda()
             && xs.dtype() == DType::F32
-            && std::env::var_os("DIARIST_LSTM_STEPWISE").is_none();
+            && std::env::var("DIARIST_CUDA_LSTM").is_ok_and(|v| v == "layer");
         #[cfg(not(feature = "cuda"))]
         let fused = false;
         let ys = if fused {

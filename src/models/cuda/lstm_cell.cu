@@ -8,6 +8,20 @@
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// Element j of row `row`: the next cell state from the previous one, and h.
+__device__ __forceinline__ void cell(
+    const float* __restrict__ xw, const float* __restrict__ hw,
+    unsigned int row, unsigned int j, unsigned int hidden,
+    float c_prev, float* c_next, float* h) {
+  const unsigned int g = row * 4 * hidden + j;
+  const float i = sigmoid(xw[g] + hw[g]);
+  const float f = sigmoid(xw[g + hidden] + hw[g + hidden]);
+  const float z = tanhf(xw[g + 2 * hidden] + hw[g + 2 * hidden]);
+  const float o = sigmoid(xw[g + 3 * hidden] + hw[g + 3 * hidden]);
+  *c_next = f * c_prev + i * z;
+  *h = o * tanhf(*c_next);
+}
+
 extern "C" __global__ void diarist_lstm_cell_f32(
     const float* __restrict__ xw,
     const float* __restrict__ hw,
@@ -18,15 +32,7 @@ extern "C" __global__ void diarist_lstm_cell_f32(
   const unsigned int n = rows * hidden;
   for (unsigned int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += blockDim.x * gridDim.x) {
     const unsigned int row = k / hidden;
-    const unsigned int j = k - row * hidden;
-    const unsigned int g = row * 4 * hidden + j;
-    const float i = sigmoid(xw[g] + hw[g]);
-    const float f = sigmoid(xw[g + hidden] + hw[g + hidden]);
-    const float z = tanhf(xw[g + 2 * hidden] + hw[g + 2 * hidden]);
-    const float o = sigmoid(xw[g + 3 * hidden] + hw[g + 3 * hidden]);
-    const float c_next = f * c[k] + i * z;
-    out[k] = o * tanhf(c_next);
-    out[n + k] = c_next;
+    cell(xw, hw, row, k - row * hidden, hidden, c[k], &out[n + k], &out[k]);
   }
 }
 
@@ -45,14 +51,8 @@ extern "C" __global__ void diarist_lstm_step_f32(
   const unsigned int n = rows * hidden;
   for (unsigned int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += blockDim.x * gridDim.x) {
     const unsigned int row = k / hidden;
-    const unsigned int j = k - row * hidden;
-    const unsigned int g = row * 4 * hidden + j;
-    const float i = sigmoid(xw[g] + hw[g]);
-    const float f = sigmoid(xw[g + hidden] + hw[g + hidden]);
-    const float z = tanhf(xw[g + 2 * hidden] + hw[g + 2 * hidden]);
-    const float o = sigmoid(xw[g + 3 * hidden] + hw[g + 3 * hidden]);
-    const float c_next = f * c[k] + i * z;
+    float c_next;
+    cell(xw, hw, row, k - row * hidden, hidden, c[k], &c_next, &h[k]);
     c[k] = c_next;
-    h[k] = o * tanhf(c_next);
   }
 }

@@ -19,6 +19,8 @@ step() { echo; echo "== $*"; }
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   step "parity: networks on CUDA vs CPU"
   $BIN bench --parity --device cuda
+  step "parity, each LSTM layer as one CUDA op (opt-in: DIARIST_CUDA_LSTM=layer)"
+  DIARIST_CUDA_LSTM=layer $BIN bench --parity --device cuda
   step "real out-of-memory: another process fills the card"
   SIG=$(mktemp -d)
   $PY - "$SIG" <<'PY' &
@@ -51,6 +53,11 @@ PY
   done
   step "speed: 60-minute recording on CUDA"
   $BIN bench --minutes 60 --dev-set $DEV --device cuda
+  step "speed: the same, each LSTM layer as one CUDA op"
+  DIARIST_CUDA_LSTM=layer $BIN bench --minutes 60 --dev-set $DEV --device cuda | head -4
+  step "networks alone on CUDA: host share and where a batch of 256 spends its time"
+  $BIN bench --networks --device cuda --seconds 1
+  DIARIST_CUDA_LSTM=layer $BIN bench --networks --device cuda --seconds 1
   step "memory: 50 consecutive jobs on CUDA"
   $BIN bench --minutes 2 --dev-set $DEV --device cuda --jobs 50
   step "speed: 10-minute recording on this machine's CPU"

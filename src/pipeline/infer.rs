@@ -101,8 +101,8 @@ pub struct Inferred {
     /// Partials that went through the speaker encoder (the rest were not
     /// needed and are zeros).
     pub partials_embedded: usize,
-    /// Decoding and mel frames (on a helper thread, beside the networks,
-    /// when they run on a GPU).
+    /// Seconds spent decoding, and computing mel frames; on a GPU both run
+    /// on a helper thread beside the networks (`feed`), off the critical path.
     pub decode_s: f64,
     pub features_s: f64,
     pub segmentation_s: f64,
@@ -184,8 +184,8 @@ fn consume(
         partial_grid: grid,
         ..Inferred::default()
     };
-    // `padded[i]` is sample `base + i - MEL_PAD`: the stream behind librosa's
-    // leading zeros, as the mel frames see it.
+    // `padded[i]` is sample `base + i - MEL_PAD`: the windows' samples,
+    // indexed as in the mel frames' stream (behind librosa's leading zeros).
     let mut padded: Vec<f32> = vec![0.0; MEL_PAD];
     let mut base = 0usize;
     let mut mel_frames: VecDeque<[f32; N_MELS]> = VecDeque::new();

@@ -198,10 +198,13 @@ impl Segmentation {
         wav: &Tensor,
         mark: &mut dyn FnMut(&'static str) -> Result<()>,
     ) -> Result<Tensor> {
-        let xs = self.sincnet.forward_marked(wav, mark)?;
-        let xs = self.lstm.forward(&xs.transpose(1, 2)?.contiguous()?)?;
+        let xs = self.sincnet.forward_marked(wav, mark)?; // (batch, 60, frames)
+        let xs = self
+            .lstm
+            .forward_generic(&xs.transpose(1, 2)?.contiguous()?)?; // (batch, frames, 256)
         mark("lstm")?;
-        let xs = candle_nn::ops::sigmoid(&self.classifier.forward(&self.head(&xs)?)?)?;
+        let xs = self.head(&xs)?; // (batch, frames, 128)
+        let xs = candle_nn::ops::sigmoid(&self.classifier.forward(&xs)?)?; // (batch, frames, 3)
         mark("linear head")?;
         Ok(xs)
     }
@@ -209,12 +212,7 @@ impl Segmentation {
     /// `forward` through the device-agnostic implementation only (the one
     /// GPUs run), even on the CPU, where `forward` takes fused fast paths.
     pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {
-        let xs = self.sincnet.forward_generic(wav)?; // (batch, 60, frames)
-        let xs = self
-            .lstm
-            .forward_generic(&xs.transpose(1, 2)?.contiguous()?)?; // (batch, frames, 256)
-        let xs = self.head(&xs)?; // (batch, frames, 128)
-        candle_nn::ops::sigmoid(&self.classifier.forward(&xs)?) // (batch, frames, 3)
+        self.forward_marked(wav, &mut |_| Ok(()))
     }
 
     /// Like `forward`, keeping every layer's output (device-agnostic path).

@@ -214,6 +214,7 @@ fn labels_of_roots(parent: &mut [usize], n: usize) -> Vec<usize> {
         })
         .collect()
 }
+
 fn cluster_sizes(labels: &[usize]) -> Vec<usize> {
     let mut sizes = vec![0; labels.iter().max().map_or(0, |m| m + 1)];
     for &l in labels {

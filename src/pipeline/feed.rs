@@ -7,9 +7,10 @@
 use std::sync::mpsc;
 use std::time::Instant;
 
-use super::infer::{MEL_PAD, MEL_WINDOW, SampleSource};
+use super::frames::MEL_HOP;
+use super::infer::{MEL_PAD, SampleSource};
 use crate::error::{Error, Result};
-use crate::models::mel::{HOP_SAMPLES, MelFrontend, N_MELS};
+use crate::models::mel::{MelFrontend, N_MELS};
 
 /// Chunks the helper thread may run ahead (each ~4 s of audio).
 const CHUNKS_AHEAD: usize = 8;
@@ -74,10 +75,9 @@ impl Iterator for Feed<'_> {
             self.done = true;
             self.tail.resize(self.tail.len() + MEL_PAD, 0.0);
         }
-        if self.tail.len() >= MEL_WINDOW {
-            self.mel.frames_from_padded(&self.tail, &mut arrival.mel);
-            self.tail.drain(..arrival.mel.len() * HOP_SAMPLES);
-        }
+        // A tail shorter than one frame gives none and keeps everything.
+        self.mel.frames_from_padded(&self.tail, &mut arrival.mel);
+        self.tail.drain(..arrival.mel.len() * MEL_HOP);
         arrival.features_s = started.elapsed().as_secs_f64();
         Some(Ok(arrival))
     }

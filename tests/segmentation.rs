@@ -286,6 +286,32 @@ fn overlapping_windows_of_one_signal_match_cut_out_windows() {
 }
 
 #[test]
+fn device_agnostic_shared_sinc_convolution_matches_cut_out_windows() {
+    let model = model();
+    let wav = sample_wav(&root().join("samples/sample.wav"));
+    for step in [8_000, 15_999] {
+        let count = 5;
+        let len = (count - 1) * step + WINDOW_SAMPLES + 7;
+        let signal = Tensor::from_slice(&wav[20_000..20_000 + len], len, &Device::Cpu).unwrap();
+        let shared = model
+            .sincnet()
+            .forward_windows_generic(&signal, WINDOW_SAMPLES, step)
+            .unwrap();
+        let cut: Vec<f32> = (0..count)
+            .flat_map(|c| wav[20_000 + c * step..][..WINDOW_SAMPLES].iter().copied())
+            .collect();
+        let cut = Tensor::from_vec(cut, (count, 1, WINDOW_SAMPLES), &Device::Cpu).unwrap();
+        let want = model.sincnet().forward_generic(&cut).unwrap();
+        assert_eq!(shared.dims(), want.dims(), "step {step}");
+        let rel = relative_max(&shared, &want);
+        println!("step {step}: relative max {rel:.3e}");
+        // Both in float64; only the order of the affine map and the
+        // convolution differs.
+        assert!(rel < 1e-5, "step {step}: relative max difference {rel:e}");
+    }
+}
+
+#[test]
 fn all_51_windows_from_one_signal_match_pytorch() {
     let fx = fixture();
     let wav = sample_wav(&root().join("samples/sample.wav"));

@@ -245,11 +245,9 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
     println!("parity: {backend} ({reason}) against the CPU");
     let dir = args.engine.models_dir();
     let samples = diarist::audio::decode_file(&bundled_sample())?;
-    // Every 0.5 s window of the sample, as pyannote cuts them.
-    let windows: Vec<f32> = (0..=(samples.len() - 80_000) / 8_000)
-        .flat_map(|c| samples[c * 8_000..c * 8_000 + 80_000].iter().copied())
-        .collect();
-    let n = windows.len() / 80_000;
+    // Every 0.5 s window of the sample, as pyannote cuts them; the networks
+    // take them as one signal, the way the pipeline runs them.
+    let n = (samples.len() - 80_000) / 8_000 + 1;
     let mel = MelFrontend::new().mel(&samples);
     let partials: Vec<f32> = (0..(mel.len() - 160) / 80 + 1)
         .flat_map(|p| mel[p * 80..p * 80 + 160].iter().flatten().copied())
@@ -259,10 +257,10 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
     for device in [candle_core::Device::Cpu, device] {
         let seg = Segmentation::load(&dir, &device)?;
         let enc = SpeakerEncoder::load(&dir, &device)?;
-        let wav = candle_core::Tensor::from_slice(&windows, (n, 1, 80_000), &device)?;
+        let signal = candle_core::Tensor::from_slice(&samples, samples.len(), &device)?;
         let mels = candle_core::Tensor::from_slice(&partials, (m, 160, 40), &device)?;
         let scores = seg
-            .forward(&wav)?
+            .forward_windows(&signal, 8_000)?
             .flatten_all()?
             .to_device(&candle_core::Device::Cpu)?
             .to_vec1::<f32>()?;

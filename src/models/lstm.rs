@@ -124,50 +124,34 @@ impl Layer {
         let reversed = reversed_time(time, xs.device())?;
         let xw = backward_reversed(xw, &reversed)?;
         // One copy here makes every step's slice contiguous (the cat above
-        // may return a strided view), which the fused CUDA cell requires.
+        // may return a strided view), which the CUDA recurrence requires.
         let xw = xw.contiguous()?; // (time, dirs, batch, 4·hidden) in step order
-        // The whole-layer CUDA op is opt-in until it has been measured
-        // against the step-by-step path on a GPU (DIARIST_CUDA_LSTM=layer).
-        #[cfg(feature = "cuda")]
-        let fused = xs.device().is_cuda()
-            && xs.dtype() == DType::F32
-            && std::env::var("DIARIST_CUDA_LSTM").is_ok_and(|v| v == "layer");
-        #[cfg(not(feature = "cuda"))]
-        let fused = false;
-        let ys = if fused {
-            #[cfg(feature = "cuda")]
-            {
-                super::lstm_cuda::recurrence(&xw, &self.w_hh_t)?
-            }
-            #[cfg(not(feature = "cuda"))]
-            unreachable!("fused is false without the cuda feature")
-        } else {
-            self.recurrence_generic(&xw, batch)?
-        }; // (time, dirs, batch, hidden) in step order
+        let ys = self.recurrence(&xw, batch)?; // (time, dirs, batch, hidden) in step order
         let ys = backward_reversed(ys, &reversed)?; // (time, dirs, batch, hidden) in time order
         ys.permute((2, 0, 1, 3))?
             .contiguous()?
             .reshape((batch, time, dirs * hidden))
     }
 
-    /// The recurrence op by op: xw (time, dirs, batch, 4·hidden) in step
-    /// order → h (time, dirs, batch, hidden) in step order.
+    /// xw (time, dirs, batch, 4·hidden) in step order → h (time, dirs,
+    /// batch, hidden) in step order: on CUDA one op for the whole layer,
+    /// elsewhere op by op.
+    fn recurrence(&self, xw: &Tensor, batch: usize) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if xw.device().is_cuda() && xw.dtype() == DType::F32 {
+            return super::lstm_cuda::recurrence(xw, &self.w_hh_t);
+        }
+        self.recurrence_generic(xw, batch)
+    }
+
+    /// The recurrence op by op, as `recurrence` takes and returns it.
     fn recurrence_generic(&self, xw: &Tensor, batch: usize) -> Result<Tensor> {
         let (time, dirs) = (xw.dim(0)?, self.directions());
         let hidden = self.hidden();
         let mut h = Tensor::zeros((dirs, batch, hidden), xw.dtype(), xw.device())?;
         let mut c = h.clone();
         let mut outputs = Vec::with_capacity(time);
-        #[cfg(feature = "cuda")]
-        let fused = xw.device().is_cuda() && xw.dtype() == DType::F32;
         for step in 0..time {
-            #[cfg(feature = "cuda")]
-            if fused {
-                let hw = h.matmul(&self.w_hh_t)?;
-                (h, c) = super::lstm_cuda::step(&xw.i(step)?, &hw, &c)?;
-                outputs.push(h.clone());
-                continue;
-            }
             let gates = if step == 0 {
                 xw.i(step)?
             } else {

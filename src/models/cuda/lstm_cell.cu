@@ -1,10 +1,9 @@
-// One LSTM time step for every (direction, sequence) row at once: the gate
-// pre-activations are the input projection of this step plus the recurrent
-// product, in PyTorch's gate order (input, forget, cell, output). Replaces
-// the nine elementwise kernels a step otherwise launches, which dominate
-// the recurrence on a GPU (each is tiny and launch-bound).
-//
-// xw, hw: rows × 4·hidden; c: rows × hidden; out: h then c, 2 × rows × hidden.
+// One LSTM time step for every (direction, sequence) row at once, launched
+// by the whole-layer op in lstm_cuda.rs after each step's recurrent product:
+// the gate pre-activations are the input projection of this step plus that
+// product, in PyTorch's gate order (input, forget, cell, output). One kernel
+// replaces the nine elementwise kernels a step otherwise launches, which
+// dominate the recurrence on a GPU (each is tiny and launch-bound).
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -22,23 +21,8 @@ __device__ __forceinline__ void cell(
   *h = o * tanhf(*c_next);
 }
 
-extern "C" __global__ void diarist_lstm_cell_f32(
-    const float* __restrict__ xw,
-    const float* __restrict__ hw,
-    const float* __restrict__ c,
-    float* __restrict__ out,
-    const unsigned int rows,
-    const unsigned int hidden) {
-  const unsigned int n = rows * hidden;
-  for (unsigned int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += blockDim.x * gridDim.x) {
-    const unsigned int row = k / hidden;
-    cell(xw, hw, row, k - row * hidden, hidden, c[k], &out[n + k], &out[k]);
-  }
-}
-
-// The same step for the whole-recurrence op: the cell state is updated in
-// place and h is written straight into the layer's output at this step, so
-// a step is one matrix product and this kernel, with nothing to allocate.
+// The cell state is updated in place and h is written straight into the
+// layer's output at this step, so a step allocates nothing.
 //
 // xw, hw: rows × 4·hidden; c: rows × hidden (in and out); h: rows × hidden.
 extern "C" __global__ void diarist_lstm_step_f32(

@@ -105,6 +105,10 @@ pub struct Inferred {
     /// on a helper thread beside the networks (`feed`), off the critical path.
     pub decode_s: f64,
     pub features_s: f64,
+    /// Seconds the engine thread spent on each network. On a GPU the
+    /// networks run while the host goes on, and reading a segmentation
+    /// batch back also waits for the encoder batches issued before it, so
+    /// part of the encoder's time is counted here as segmentation.
     pub segmentation_s: f64,
     pub embedding_s: f64,
 }
@@ -203,6 +207,7 @@ fn consume(
         Vec::with_capacity(batches.partials * PARTIAL_FRAMES * N_MELS);
     // Which partial each row of `partial_batch` is.
     let mut partial_rows: Vec<usize> = Vec::with_capacity(batches.partials);
+    let mut in_flight: Vec<EncoderBatch> = Vec::new();
     let mut eof = false;
 
     while !eof {
@@ -241,6 +246,11 @@ fn consume(
                     count: next_window - batch_first,
                 };
                 run_segmentation(nets, pending, &mut span, &mut out)?;
+                // Reading the scores waited for every batch issued before
+                // them, the speaker encoder's too: theirs are ready.
+                let started = Instant::now();
+                read_embeddings(&mut in_flight, &mut out)?;
+                out.embedding_s += started.elapsed().as_secs_f64();
                 batch_first = next_window;
                 if let PartialSelection::UsedBy(params) = selection {
                     // Until the end every partial a segmented window holds
@@ -328,7 +338,7 @@ fn consume(
             );
             partial_rows.push(p);
             if partial_rows.len() == batches.partials {
-                run_encoder(nets, &mut partial_batch, &mut partial_rows, &mut out)?;
+                in_flight.push(run_encoder(nets, &mut partial_batch, &mut partial_rows)?);
             }
         }
         out.embedding_s += started.elapsed().as_secs_f64();
@@ -344,11 +354,12 @@ fn consume(
             base = keep_sample;
         }
     }
+    let started = Instant::now();
     if !partial_rows.is_empty() {
-        let started = Instant::now();
-        run_encoder(nets, &mut partial_batch, &mut partial_rows, &mut out)?;
-        out.embedding_s += started.elapsed().as_secs_f64();
+        in_flight.push(run_encoder(nets, &mut partial_batch, &mut partial_rows)?);
     }
+    read_embeddings(&mut in_flight, &mut out)?;
+    out.embedding_s += started.elapsed().as_secs_f64();
     let total = out.num_windows();
     if progress
         .update(Stage::Segmentation, total, total)
@@ -409,20 +420,50 @@ fn run_segmentation(
     Ok(())
 }
 
+/// A batch of partials given to the speaker encoder, read back later: on a
+/// GPU the network runs while the host goes on cutting windows and partials,
+/// and reading its output at once would make the host wait for it.
+struct EncoderBatch {
+    /// Which partial each row is.
+    rows: Vec<usize>,
+    /// (rows, 256) on the networks' device.
+    embeddings: Tensor,
+}
+
+/// Issues the speaker encoder on the partials in `batch` (emptying it and
+/// `rows`).
 fn run_encoder(
     nets: &Networks,
     batch: &mut Vec<f32>,
     rows: &mut Vec<usize>,
-    out: &mut Inferred,
-) -> Result<()> {
+) -> Result<EncoderBatch> {
     let n = rows.len();
-    let embeddings = embed_partials(nets, batch)?;
-    for (&p, row) in rows.iter().zip(embeddings.chunks_exact(EMBEDDING_DIM)) {
-        out.partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM].copy_from_slice(row);
-    }
-    out.partials_embedded += n;
+    let mels = Tensor::from_slice(batch, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
+    let embeddings = nets.encoder.forward(&mels)?;
     batch.clear();
-    rows.clear();
+    Ok(EncoderBatch {
+        rows: std::mem::take(rows),
+        embeddings,
+    })
+}
+
+/// Copies the embeddings of the batches in flight into `out.partials`.
+fn read_embeddings(in_flight: &mut Vec<EncoderBatch>, out: &mut Inferred) -> Result<()> {
+    for batch in in_flight.drain(..) {
+        let embeddings = batch
+            .embeddings
+            .flatten_all()?
+            .to_device(&Device::Cpu)?
+            .to_vec1::<f32>()?;
+        for (&p, row) in batch
+            .rows
+            .iter()
+            .zip(embeddings.chunks_exact(EMBEDDING_DIM))
+        {
+            out.partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM].copy_from_slice(row);
+        }
+        out.partials_embedded += batch.rows.len();
+    }
     Ok(())
 }
 

@@ -312,6 +312,38 @@ fn device_agnostic_shared_sinc_convolution_matches_cut_out_windows() {
 }
 
 #[test]
+fn device_agnostic_windows_of_one_signal_match_the_cpu_path_and_name_each_stage() {
+    let model = model();
+    let wav = sample_wav(&root().join("samples/sample.wav"));
+    let (step, count) = (16_000, 4);
+    let len = (count - 1) * step + WINDOW_SAMPLES;
+    let signal = Tensor::from_slice(&wav[..len], len, &Device::Cpu).unwrap();
+    let mut stages = Vec::new();
+    let generic = model
+        .forward_windows_marked(&signal, step, &mut |name| {
+            stages.push(name);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        stages,
+        [
+            "sincnet: waveform norm",
+            "sincnet: sinc convolution",
+            "sincnet: pool + norm 1",
+            "sincnet: conv + pool + norm 2",
+            "sincnet: conv + pool + norm 3",
+            "lstm",
+            "linear head",
+        ]
+    );
+    let fast = model.forward_windows(&signal, step).unwrap();
+    let e = errors(&generic, &fast);
+    println!("generic vs CPU path, one signal: max {:.3e}", e.max);
+    assert!(e.max < 5e-5, "max abs difference {}", e.max);
+}
+
+#[test]
 fn all_51_windows_from_one_signal_match_pytorch() {
     let fx = fixture();
     let wav = sample_wav(&root().join("samples/sample.wav"));

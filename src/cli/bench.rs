@@ -130,7 +130,7 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
     if host_column {
         let batch = 256;
         println!(
-            "  where a batch of {batch} spends its time (device synchronised after each stage):"
+            "  where a batch of {batch} windows of one signal spends its time (device synchronised after each stage):"
         );
         for (stage, seconds) in segmentation_stage_times(&segmentation, &device, batch, 3)? {
             println!("    {stage:<32} {:>8.2} ms", 1000.0 * seconds);

@@ -183,7 +183,7 @@ impl Segmentation {
     /// Every 5 s window, one every `step` samples, of one signal (torch's
     /// `signal.unfold(0, 80000, step)`): signal (len,) → (count, 293, 3), the
     /// same as `forward` on the cut-out windows. Overlapping windows share
-    /// their sinc convolution on the CPU.
+    /// their sinc convolution.
     pub fn forward_windows(&self, signal: &Tensor, step: usize) -> Result<Tensor> {
         let xs = self.sincnet.forward_windows(signal, WINDOW_SAMPLES, step)?; // (count, 60, frames)
         let xs = self.lstm.forward(&xs.transpose(1, 2)?.contiguous()?)?; // (count, frames, 256)
@@ -192,13 +192,37 @@ impl Segmentation {
     }
 
     /// The device-agnostic `forward`, calling `mark` after each stage with
-    /// its name (the networks benchmark times the stages on a GPU this way).
+    /// its name.
     pub fn forward_marked(
         &self,
         wav: &Tensor,
         mark: &mut dyn FnMut(&'static str) -> Result<()>,
     ) -> Result<Tensor> {
         let xs = self.sincnet.forward_marked(wav, mark)?; // (batch, 60, frames)
+        self.after_sincnet_marked(&xs, mark)
+    }
+
+    /// The device-agnostic `forward_windows`, calling `mark` after each
+    /// stage with its name (the networks benchmark times the stages on a GPU
+    /// this way).
+    pub fn forward_windows_marked(
+        &self,
+        signal: &Tensor,
+        step: usize,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<Tensor> {
+        let xs = self
+            .sincnet
+            .forward_windows_marked(signal, WINDOW_SAMPLES, step, mark)?; // (count, 60, frames)
+        self.after_sincnet_marked(&xs, mark)
+    }
+
+    /// SincNet features (batch, 60, frames) → (batch, frames, 3), device-agnostic.
+    fn after_sincnet_marked(
+        &self,
+        xs: &Tensor,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<Tensor> {
         let xs = self
             .lstm
             .forward_generic(&xs.transpose(1, 2)?.contiguous()?)?; // (batch, frames, 256)

@@ -400,13 +400,25 @@ impl SincNet {
         samples: usize,
         step: usize,
     ) -> Result<Tensor> {
+        self.forward_windows_marked(signal, samples, step, &mut |_| Ok(()))
+    }
+
+    /// `forward_windows_generic`, calling `mark` after each stage with its
+    /// name (the networks benchmark times the stages on a GPU this way).
+    pub fn forward_windows_marked(
+        &self,
+        signal: &Tensor,
+        samples: usize,
+        step: usize,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<Tensor> {
         let len = signal.dim(0)?;
         if len < samples || step == 0 {
             candle_core::bail!("sincnet: {len} samples hold no window of {samples}")
         }
         let count = (len - samples) / step + 1;
         if !step.is_multiple_of(self.stride) {
-            return self.forward_generic(&unfold(signal, samples, step, count)?);
+            return self.forward_marked(&unfold(signal, samples, step, count)?, mark);
         }
         let out_dtype = signal.dtype();
         let span = (count - 1) * step + samples;
@@ -425,6 +437,7 @@ impl SincNet {
             .bias
             .reshape((1, 1))?
             .broadcast_sub(&gain.mul(&mean)?)?;
+        mark("sincnet: waveform norm")?;
         let conv = self.sinc_conv(&signal.reshape((1, 1, span))?)?; // (1, 80, span frames)
         let taps = self.filters.dim(2)?;
         let frames = (samples - taps) / self.stride + 1;
@@ -436,7 +449,8 @@ impl SincNet {
         let sinc_frames = per_window
             .broadcast_mul(&gain)?
             .broadcast_add(&offset.broadcast_mul(&self.filter_sums)?)?;
-        self.after_sinc_conv(&sinc_frames, &mut |_| Ok(()))?
+        mark("sincnet: sinc convolution")?;
+        self.after_sinc_conv(&sinc_frames, mark)?
             .to_dtype(out_dtype)
     }
 }

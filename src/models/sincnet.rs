@@ -390,10 +390,10 @@ impl SincNet {
     /// of signal (len,) → (count, 60, frames) in signal's dtype. The
     /// waveform norm is an affine map of each window (a·x + b) and the sinc
     /// convolution is linear, so a window's sinc frames are
-    /// a·conv(x) + b·Σtaps, cut from one convolution of the whole span: a
-    /// tenth of the work and memory of convolving the cut-out windows when
-    /// they overlap by nine tenths. Steps that are not a multiple of the sinc
-    /// stride take the cut-out path.
+    /// a·conv(x) + b·Σtaps, cut from one convolution of the whole span: with
+    /// 5 s windows every second (the pipeline's default), a fifth of the work
+    /// and memory of convolving the cut-out windows. Steps that are not a
+    /// multiple of the sinc stride take the cut-out path.
     pub fn forward_windows_generic(
         &self,
         signal: &Tensor,

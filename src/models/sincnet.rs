@@ -412,11 +412,7 @@ impl SincNet {
         step: usize,
         mark: &mut dyn FnMut(&'static str) -> Result<()>,
     ) -> Result<Tensor> {
-        let len = signal.dim(0)?;
-        if len < samples || step == 0 {
-            candle_core::bail!("sincnet: {len} samples hold no window of {samples}")
-        }
-        let count = (len - samples) / step + 1;
+        let count = window_count(signal, samples, step)?;
         if !step.is_multiple_of(self.stride) {
             return self.forward_marked(&unfold(signal, samples, step, count)?, mark);
         }
@@ -463,11 +459,7 @@ impl SincNet {
     /// convolution is computed once (on the CPU by the fused path, elsewhere
     /// by `forward_windows_generic`).
     pub fn forward_windows(&self, signal: &Tensor, samples: usize, step: usize) -> Result<Tensor> {
-        let len = signal.dim(0)?;
-        if len < samples || step == 0 {
-            candle_core::bail!("sincnet: {len} samples hold no window of {samples}")
-        }
-        let count = (len - samples) / step + 1;
+        let count = window_count(signal, samples, step)?;
         match &self.host {
             Some(host) if signal.device().is_cpu() && signal.dtype() == DType::F32 => {
                 let xs = host.forward_windows(&signal.to_vec1::<f32>()?, step, count, samples)?;
@@ -477,6 +469,15 @@ impl SincNet {
             _ => self.forward_windows_generic(signal, samples, step),
         }
     }
+}
+
+/// How many windows of `samples`, one every `step`, signal (len,) holds.
+fn window_count(signal: &Tensor, samples: usize, step: usize) -> Result<usize> {
+    let len = signal.dim(0)?;
+    if len < samples || step == 0 {
+        candle_core::bail!("sincnet: {len} samples hold no window of {samples}")
+    }
+    Ok((len - samples) / step + 1)
 }
 
 /// signal (len,) → (count, 1, samples): window c is signal[c·step..][..samples].

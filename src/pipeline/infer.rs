@@ -410,12 +410,7 @@ fn run_segmentation(
     span.resize(len, 0.0);
     let signal = Tensor::from_slice(span, len, nets.device)?;
     let scores = nets.segmentation.forward_windows(&signal, step)?; // (count, 293, 3)
-    out.activity.extend(
-        scores
-            .flatten_all()?
-            .to_device(&Device::Cpu)?
-            .to_vec1::<f32>()?,
-    );
+    out.activity.extend(host_values(&scores)?);
     out.segmentation_s += started.elapsed().as_secs_f64();
     Ok(())
 }
@@ -437,9 +432,7 @@ fn run_encoder(
     batch: &mut Vec<f32>,
     rows: &mut Vec<usize>,
 ) -> Result<EncoderBatch> {
-    let n = rows.len();
-    let mels = Tensor::from_slice(batch, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
-    let embeddings = nets.encoder.forward(&mels)?;
+    let embeddings = encode(nets, batch)?;
     batch.clear();
     Ok(EncoderBatch {
         rows: std::mem::take(rows),
@@ -450,11 +443,7 @@ fn run_encoder(
 /// Copies the embeddings of the batches in flight into `out.partials`.
 fn read_embeddings(in_flight: &mut Vec<EncoderBatch>, out: &mut Inferred) -> Result<()> {
     for batch in in_flight.drain(..) {
-        let embeddings = batch
-            .embeddings
-            .flatten_all()?
-            .to_device(&Device::Cpu)?
-            .to_vec1::<f32>()?;
+        let embeddings = host_values(&batch.embeddings)?;
         for (&p, row) in batch
             .rows
             .iter()
@@ -473,20 +462,24 @@ pub fn segment(nets: &Networks, windows: &[f32]) -> Result<Vec<f32>> {
     let n = windows.len() / WINDOW_SAMPLES;
     let wav = Tensor::from_slice(windows, (n, 1, WINDOW_SAMPLES), nets.device)?;
     let scores = nets.segmentation.forward(&wav)?; // (n, 293, 3)
-    Ok(scores
-        .flatten_all()?
-        .to_device(&Device::Cpu)?
-        .to_vec1::<f32>()?)
+    host_values(&scores)
 }
 
 /// GE2E embeddings of 160-frame mel partials laid end to end in `mels`:
 /// (partials, 256), L2-normalised, row-major.
 pub fn embed_partials(nets: &Networks, mels: &[f32]) -> Result<Vec<f32>> {
+    host_values(&encode(nets, mels)?)
+}
+
+/// The speaker encoder issued on the partials laid end to end in `mels`:
+/// (partials, 256) on the networks' device.
+fn encode(nets: &Networks, mels: &[f32]) -> Result<Tensor> {
     let n = mels.len() / (PARTIAL_FRAMES * N_MELS);
     let mels = Tensor::from_slice(mels, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
-    let embeddings = nets.encoder.forward(&mels)?; // (n, 256)
-    Ok(embeddings
-        .flatten_all()?
-        .to_device(&Device::Cpu)?
-        .to_vec1::<f32>()?)
+    Ok(nets.encoder.forward(&mels)?)
+}
+
+/// A network's output, read back to the host, row-major.
+fn host_values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?)
 }

@@ -92,8 +92,11 @@ impl Trak {
 /// The first edit that plays media; empty edits (`media_time == -1`) before it are skipped.
 fn first_media_edit(elst: &[u8]) -> Option<Edit> {
     let version = *elst.first()?;
-    let count = be_u32(elst, 4)? as usize;
     let entry_len = if version == 1 { 20 } else { 12 };
+    // The declared count is only a claim: a corrupt box can say 0xFFFFFFFF
+    // over a few bytes, so only entries the box really holds are read.
+    let held = elst.len().saturating_sub(8) / entry_len;
+    let count = (be_u32(elst, 4)? as usize).min(held);
     (0..count).find_map(|i| {
         let at = 8 + i * entry_len;
         let (segment_duration, media_time) = if version == 1 {
@@ -252,6 +255,20 @@ mod tests {
         let trim = audio_edit_trim(f.path(), 1, 24_000).unwrap();
         assert_eq!(trim.skip_frames, 1056);
         assert_eq!(trim.keep_frames, Some(48_000));
+    }
+
+    #[test]
+    fn an_entry_count_past_the_box_is_bounded_by_its_length() {
+        // One empty edit, but the count claims 0xFFFFFFFF entries: reading
+        // must stop at the box's end, not walk four billion missing entries.
+        let f = write_mp4(&[(500, -1)], 1000, 48_000);
+        let mut bytes = std::fs::read(f.path()).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"elst").unwrap() + 8;
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        std::fs::write(f.path(), &bytes).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(audio_edit_trim(f.path(), 1, 48_000), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

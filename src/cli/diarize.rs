@@ -87,8 +87,20 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
     if args.quiet {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut jobs: HashMap<JobId, (PathBuf, ProgressBar)> = HashMap::new();
-    for file in &files {
+    let names = inputs::output_names(&files);
+    if args.out.is_some() {
+        for (file, name) in files.iter().zip(&names) {
+            let stem = file.file_stem().map(|s| s.to_string_lossy());
+            if stem.as_deref() != Some(name.as_str()) {
+                eprintln!(
+                    "note: another input shares the name of {}: its results are written as {name}.*",
+                    file.display()
+                );
+            }
+        }
+    }
+    let mut jobs: HashMap<JobId, (PathBuf, String, ProgressBar)> = HashMap::new();
+    for (file, name) in files.iter().zip(names) {
         let spec = JobSpec {
             path: file.clone(),
             options: options.clone(),
@@ -98,7 +110,7 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
         bar.set_style(bar_style());
         bar.set_prefix(display_name(file));
         bar.set_message("queued");
-        jobs.insert(id, (file.clone(), bar));
+        jobs.insert(id, (file.clone(), name, bar));
     }
 
     let mut failed = 0usize;
@@ -106,7 +118,7 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     while remaining > 0 {
         let event = events.recv().context("the engine stopped unexpectedly")?;
-        let Some((file, bar)) = event.job().and_then(|id| jobs.get(&id)) else {
+        let Some((file, name, bar)) = event.job().and_then(|id| jobs.get(&id)) else {
             if let Event::BackendChanged {
                 backend, reason, ..
             } = &event
@@ -132,7 +144,7 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
                 )
             }),
             Event::Done {
-                result,
+                mut result,
                 backend,
                 fallback,
                 wall_s,
@@ -140,15 +152,28 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
             } => {
                 remaining -= 1;
                 bar.finish_and_clear();
-                let names = SpeakerNames::new();
-                match &args.out {
+                let speaker_names = SpeakerNames::new();
+                let written: anyhow::Result<()> = match &args.out {
                     Some(out) => {
-                        export::write_all(&result, &args.format, out, &names)?;
+                        result.uri = name.clone();
+                        export::write_all(&result, &args.format, out, &speaker_names)
+                            .map(drop)
+                            .map_err(Into::into)
                     }
                     None => {
-                        let mut lock = stdout.lock();
-                        lock.write_all(export::render(&result, Format::Rttm, &names).as_bytes())?;
+                        let text = export::render(&result, Format::Rttm, &speaker_names);
+                        stdout
+                            .lock()
+                            .write_all(text.as_bytes())
+                            .context("cannot write to standard output")
                     }
+                };
+                // One file's failed export is that file's failure: the
+                // others in the batch still run and are written.
+                if let Err(e) = written {
+                    failed += 1;
+                    bars.suspend(|| eprintln!("error: {}: {e}", file.display()));
+                    continue;
                 }
                 let rtf = if result.duration_s > 0.0 {
                     wall_s / result.duration_s
@@ -168,13 +193,12 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
                     )
                 });
                 if let Some(log) = &mut log {
-                    log.append(&JobRecord::new(
-                        file,
-                        &result,
-                        backend,
-                        fallback.as_ref(),
-                        wall_s,
-                    ))?;
+                    let record = JobRecord::new(file, &result, backend, fallback.as_ref(), wall_s);
+                    if let Err(e) = log.append(&record) {
+                        bars.suspend(|| {
+                            eprintln!("warning: {}: job log not written: {e}", file.display())
+                        });
+                    }
                 }
             }
             Event::Failed { error, .. } => {

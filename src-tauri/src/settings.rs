@@ -88,12 +88,13 @@ impl SettingsStore {
 
     /// Applies `change` and writes the result; the in-memory value changes
     /// even when the write fails, so the session still follows the user.
+    /// The lock is held through the write: two updates at once reach the
+    /// file in the order they reached memory, so the file never ends on the
+    /// older of two values.
     pub fn update(&self, change: impl FnOnce(&mut Settings)) -> Result<Settings, CommandError> {
-        let settings = {
-            let mut current = lock(&self.current);
-            change(&mut current);
-            current.clone()
-        };
+        let mut current = lock(&self.current);
+        change(&mut current);
+        let settings = current.clone();
         if let Some(path) = &self.path {
             write(path, &settings)?;
         }
@@ -114,23 +115,21 @@ fn read(path: &Path) -> Settings {
     }
 }
 
-/// Writes through a temporary file and a rename, so a crash mid-write keeps
-/// the previous settings.
+/// Writes through a synced temporary file of its own and a rename, so a
+/// crash mid-write keeps the previous settings.
 fn write(path: &Path, settings: &Settings) -> Result<(), CommandError> {
-    let fail = |e: std::io::Error| {
+    let fail = |e: &dyn std::fmt::Display| {
         CommandError::new(
             "settings",
             format!("cannot save settings to {}: {e}", path.display()),
         )
     };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(fail)?;
+        fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     }
     let json = serde_json::to_vec_pretty(settings)
         .map_err(|e| CommandError::new("settings", e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, json).map_err(fail)?;
-    fs::rename(&tmp, path).map_err(fail)
+    diarist::export::write_atomic(path, &json).map_err(|e| fail(&e))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -192,6 +191,32 @@ mod tests {
         assert!(s.safe_mode);
         assert_eq!(s.default_export_format, "rttm");
         assert_eq!(s.default_speakers, SpeakerCount::Auto);
+    }
+
+    #[test]
+    fn concurrent_updates_leave_the_last_value_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let store = std::sync::Arc::new(SettingsStore::load(Some(path.clone())));
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        store
+                            .update(|s| s.default_export_format = ["rttm", "srt"][i % 2].into())
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        // What is on disk is what is in memory, and no temporary is left.
+        assert_eq!(SettingsStore::load(Some(path)).get(), store.get());
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 
     #[test]

@@ -77,7 +77,10 @@ fn file_stem(uri: &str) -> Result<&str> {
     Ok(uri)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Replaces `path` with `bytes` or leaves it as it was: the bytes go to a
+/// uniquely named temporary file beside it, which is synced and renamed
+/// over `path`. Shared by exports and the app's settings.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -2,7 +2,7 @@
 //! on stdout while recording, and on Ctrl-C or at `--duration` the final
 //! offline pass, whose speakers inherit the live ones' names.
 //!
-//! `diarist recover [DIR]` repairs recordings a crash left unfinished.
+//! `diarist recover [DIR] [--apply]` lists, then repairs, recordings a crash left unfinished.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,16 +66,32 @@ pub struct RecoverArgs {
     /// Folder of recordings to check.
     #[arg(default_value = DEFAULT_DIR)]
     dir: PathBuf,
+    /// Repair what was found; without it, only list what would be done.
+    #[arg(long)]
+    apply: bool,
 }
 
 pub fn recover(args: RecoverArgs) -> anyhow::Result<ExitCode> {
-    let report = record::recover(&args.dir)?;
+    let report = if args.apply {
+        record::recover(&args.dir)?
+    } else {
+        record::plan_recovery(&args.dir)?
+    };
+    let verb = if args.apply {
+        "recovered"
+    } else {
+        "would recover"
+    };
     for r in &report.recovered {
         println!(
-            "recovered {} ({:.1} s of audio)",
+            "{verb} {} ({:.1} s of audio, {} bytes past the old header)",
             r.path.display(),
-            r.duration_s
+            r.duration_s,
+            r.bytes_recovered
         );
+    }
+    if !args.apply && !report.recovered.is_empty() {
+        eprintln!("run `diarist recover --apply` to repair these files");
     }
     for (path, reason) in &report.failed {
         eprintln!("cannot recover {}: {reason}", path.display());

@@ -17,5 +17,5 @@ pub use recorder::{
     AudioSink, Ended, InputOpener, OpenedInput, Recorder, RecorderConfig, RecorderStatus,
     RecordingSummary, microphone, new_recording_path,
 };
-pub use recover::{Recovered, RecoveryReport, recover, repair};
+pub use recover::{Recovered, RecoveryReport, plan as plan_recovery, recover, repair};
 pub use wav::{CrashSafeWav, marker_path};

@@ -38,6 +38,30 @@ pub struct RecoveryReport {
 /// Repairs every unfinished recording in `dir` (not recursive). A missing
 /// folder holds nothing to recover.
 pub fn recover(dir: &Path) -> Result<RecoveryReport> {
+    let planned = plan(dir)?;
+    let mut report = RecoveryReport {
+        recovered: Vec::new(),
+        failed: planned.failed,
+    };
+    for r in planned.recovered {
+        match repair(&r.path) {
+            Ok(r) => report.recovered.push(r),
+            Err(e) => report.failed.push((r.path, e.to_string())),
+        }
+    }
+    Ok(report)
+}
+
+/// What [`recover`] would do in `dir`, touching nothing: `recovered` lists
+/// the repairs it would make (with what they would give back), `failed`
+/// what it would refuse and why.
+///
+/// Only recordings are repaired: a file carrying the recording marker, or
+/// one laid out as the recorder writes it (`data` the last chunk). A WAV
+/// whose `data` is followed by other chunks (LIST, id3, bext...) is someone
+/// else's file, and rewriting its sizes from the length would turn those
+/// chunks into noise.
+pub fn plan(dir: &Path) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -61,18 +85,64 @@ pub fn recover(dir: &Path) -> Result<RecoveryReport> {
     candidates.sort();
     for path in candidates {
         let marked = marker_path(&path).exists();
-        match needs_repair(&path) {
-            Ok(false) if !marked => {}
-            Ok(_) => match repair(&path) {
-                Ok(r) => report.recovered.push(r),
-                Err(e) => report.failed.push((path, e.to_string())),
-            },
-            // Not a WAV we understand: only our own recordings are touched.
+        match assess(&path, marked) {
+            Ok(Some(r)) => report.recovered.push(r),
+            Ok(None) => {}
+            // Not a WAV we understand: only our own recordings are reported.
             Err(e) if marked => report.failed.push((path, e.to_string())),
             Err(_) => {}
         }
     }
     Ok(report)
+}
+
+/// The repair `path` needs, `None` when it needs none or is not ours.
+fn assess(path: &Path, marked: bool) -> Result<Option<Recovered>> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let layout = read_layout(&mut file, path)?;
+    let (data, riff) = sizes(&layout, len);
+    let agrees = u64::from(layout.declared_data) == data && u64::from(layout.declared_riff) == riff;
+    if agrees && !marked {
+        return Ok(None);
+    }
+    if !marked && chunk_follows_data(&mut file, &layout, len) {
+        return Ok(None);
+    }
+    // Only a torn last sample frame may be cut; more (a recording past the
+    // 4 GiB a WAV header can describe) would lose audio.
+    let cut = len - (layout.data_start + data);
+    if cut >= u64::from(layout.block_align) {
+        return Err(Error::recording(
+            path,
+            format!(
+                "repairing would cut {cut} bytes of audio: past the 4 GiB a WAV header can describe"
+            ),
+        ));
+    }
+    Ok(Some(Recovered {
+        path: path.to_path_buf(),
+        duration_s: data as f64 / f64::from(layout.byte_rate),
+        bytes_recovered: data.saturating_sub(u64::from(layout.declared_data)),
+    }))
+}
+
+/// Whether a chunk header (a printable four-letter id) sits where the
+/// declared `data` ends: the sign of a file with chunks after its audio.
+fn chunk_follows_data(file: &mut File, layout: &Layout, len: u64) -> bool {
+    let declared = u64::from(layout.declared_data);
+    let end = layout.data_start + declared + declared % 2;
+    if end + 8 > len {
+        return false;
+    }
+    let mut header = [0u8; 8];
+    let read = file
+        .seek(SeekFrom::Start(end))
+        .and_then(|_| file.read_exact(&mut header));
+    read.is_ok()
+        && header[..4]
+            .iter()
+            .all(|b| b.is_ascii_graphic() || *b == b' ')
 }
 
 /// Where the audio of a WAV file lies.
@@ -131,15 +201,6 @@ fn read_layout(file: &mut File, path: &Path) -> Result<Layout> {
     }
 }
 
-/// Whether the header's sizes disagree with the file's length.
-fn needs_repair(path: &Path) -> Result<bool> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let layout = read_layout(&mut file, path)?;
-    let (data, riff) = sizes(&layout, len);
-    Ok(u64::from(layout.declared_data) != data || u64::from(layout.declared_riff) != riff)
-}
-
 /// (data bytes, RIFF size) that a file of `len` bytes should declare.
 fn sizes(layout: &Layout, len: u64) -> (u64, u64) {
     let available = len.saturating_sub(layout.data_start);
@@ -159,6 +220,12 @@ pub fn repair(path: &Path) -> Result<Recovered> {
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let layout = read_layout(&mut file, path)?;
     let (data, riff) = sizes(&layout, len);
+    if len - (layout.data_start + data) >= u64::from(layout.block_align) {
+        return Err(Error::recording(
+            path,
+            "repairing would cut audio: past the 4 GiB a WAV header can describe".to_string(),
+        ));
+    }
     let io = |e| Error::io(path, e);
     file.set_len(layout.data_start + data).map_err(io)?;
     file.seek(SeekFrom::Start(4)).map_err(io)?;
@@ -254,6 +321,58 @@ mod tests {
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.failed[0].0, path);
         assert!(path.exists());
+    }
+
+    #[test]
+    fn chunks_after_the_audio_are_never_turned_into_audio() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tagged.wav");
+        let mut wav = CrashSafeWav::create(&path).unwrap();
+        wav.append(&[0.1; 1600]).unwrap();
+        wav.finish().unwrap();
+        // A tagger appends a LIST chunk without updating the RIFF size.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"LIST\x0c\0\0\0INFOISFT\0\0\0\0");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(plan(dir.path()).unwrap().recovered.is_empty());
+        assert!(recover(dir.path()).unwrap().recovered.is_empty());
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+        // The same file with our marker is ours: it is repaired.
+        std::fs::write(marker_path(&path), b"").unwrap();
+        assert_eq!(plan(dir.path()).unwrap().recovered.len(), 1);
+    }
+
+    #[test]
+    fn plan_lists_the_repair_and_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crashed(dir.path(), "p.wav", 4_800, 0);
+        let before = std::fs::read(&path).unwrap();
+        let planned = plan(dir.path()).unwrap();
+        assert_eq!(planned.recovered.len(), 1, "{planned:?}");
+        assert!((planned.recovered[0].duration_s - 0.3).abs() < 1e-9);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(marker_path(&path).exists());
+        // What was planned is what recovering does.
+        assert_eq!(recover(dir.path()).unwrap().recovered, planned.recovered);
+    }
+
+    #[test]
+    fn a_repair_that_would_cut_audio_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crashed(dir.path(), "long.wav", 1_600, 0);
+        // Sparse: the file claims 4 GiB + 1 KiB without using the disk.
+        let file = File::options().write(true).open(&path).unwrap();
+        file.set_len(u64::from(u32::MAX) + 1024).unwrap();
+        drop(file);
+        let report = recover(dir.path()).unwrap();
+        assert!(report.recovered.is_empty());
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert!(report.failed[0].1.contains("4 GiB"), "{report:?}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            u64::from(u32::MAX) + 1024
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct BenchArgs {
     /// with a separate process that fills the card (scripts/gpu-check.sh).
     #[arg(long, value_name = "DIR")]
     oom_check: Option<PathBuf>,
-    /// Feed this file through the live (streaming) path in real time and
+    /// Feed this file through the live path in real time and
     /// report label latency and CPU use.
     #[arg(long, value_name = "FILE")]
     live: Option<PathBuf>,

@@ -8,11 +8,10 @@ pub mod embeddings;
 mod feed;
 pub mod frames;
 pub mod infer;
-pub mod online;
+pub mod live;
 pub mod options;
 pub mod params;
 pub mod reconstruct;
-pub mod streaming;
 pub(crate) mod vector;
 
 use std::path::Path;
@@ -278,8 +277,8 @@ impl crate::runtime::Diarizer for Pipeline {
 
     fn live_advance(
         &mut self,
-        state: &mut streaming::LiveState,
-    ) -> Result<Vec<streaming::LiveTurn>> {
+        state: &mut live::LiveState,
+    ) -> Result<Vec<live::LiveTurn>> {
         state.advance(&self.networks())
     }
 }

@@ -33,7 +33,7 @@ use super::{Diarizer, JobSpec, LiveSpec};
 use crate::Diarization;
 use crate::error::{Error, Result};
 use crate::pipeline::PipelineParams;
-use crate::pipeline::streaming::{LiveState, LiveTurn};
+use crate::pipeline::live::{LiveState, LiveTurn};
 use crate::progress::{Progress, Stage};
 
 /// How long the idle engine waits before refreshing the GPU snapshot.

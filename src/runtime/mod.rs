@@ -59,8 +59,8 @@ pub trait Diarizer: Sized {
     /// without a live mode keep the default, which refuses.
     fn live_advance(
         &mut self,
-        state: &mut crate::pipeline::streaming::LiveState,
-    ) -> crate::Result<Vec<crate::pipeline::streaming::LiveTurn>> {
+        state: &mut crate::pipeline::live::LiveState,
+    ) -> crate::Result<Vec<crate::pipeline::live::LiveTurn>> {
         let _ = state;
         Err(crate::Error::InvalidOption(
             "this engine has no live mode".into(),
@@ -75,7 +75,7 @@ pub trait Diarizer: Sized {
 pub struct LiveSpec {
     /// The recording the audio goes to (its stem is the result's `uri`).
     pub path: PathBuf,
-    pub params: crate::pipeline::streaming::LiveParams,
+    pub params: crate::pipeline::live::LiveParams,
 }
 
 impl LiveSpec {

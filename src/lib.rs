@@ -20,8 +20,6 @@ pub mod runtime;
 
 pub use diarization::{Diarization, SpeakerStats, StageTimings, Turn};
 pub use error::{Error, Result};
-pub use pipeline::{DiarizeOptions, SpeakerCount};
+pub use pipeline::{DiarizeOptions, Diarizer, JobSpec, SpeakerCount};
 pub use progress::{Progress, Stage};
-pub use runtime::{
-    Backend, DevicePreference, Diarizer, Engine, EngineConfig, EngineStatus, Event, JobId, JobSpec,
-};
+pub use runtime::{Backend, DevicePreference, Engine, EngineConfig, EngineStatus, Event, JobId};

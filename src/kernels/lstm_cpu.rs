@@ -6,6 +6,8 @@
 //! time steps, so workers never wait on each other: no per-step
 //! synchronisation at all.
 
+use rayon::prelude::*;
+
 use super::packed::{Packed, gemm_accumulate, lstm_cell};
 
 /// One direction of one layer, as plain row-major f32 (PyTorch's gate
@@ -70,8 +72,9 @@ pub(crate) fn layer_forward(xs: &[f32], shape: Shape, directions: &[LstmDirectio
         hidden,
     } = shape;
     let dirs = directions.len();
-    let threads = candle_core::utils::get_num_threads().max(1);
-    // Split the batch only as far as needed to give every thread work.
+    let threads = rayon::current_num_threads().max(1);
+    // Split the batch only as far as needed to give every thread of the
+    // compute pool work.
     let chunks = threads.div_ceil(dirs).clamp(1, batch.max(1));
     let chunk_len = batch.div_ceil(chunks).max(1);
     let mut jobs = Vec::new();
@@ -97,35 +100,18 @@ pub(crate) fn layer_forward(xs: &[f32], shape: Shape, directions: &[LstmDirectio
         };
         // SAFETY: this job alone touches columns [d·hidden, (d+1)·hidden)
         // of rows [start·time, (start+len)·time) of ys, and ys outlives
-        // the scope.
+        // the parallel loop.
         unsafe { direction_forward(xs, shape, direction, d == 1, out) };
     };
-    std::thread::scope(|scope| {
-        let (local, spawned) = jobs
-            .split_first()
-            .map_or((None, &[][..]), |(a, b)| (Some(a), b));
-        let handles: Vec<_> = spawned
-            .iter()
-            .map(|job| scope.spawn(move || run(job)))
-            .collect();
-        if let Some(job) = local {
-            run(job);
-        }
-        for handle in handles {
-            // A panic in a worker is a bug in this module; re-raise it.
-            handle
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        }
-    });
+    jobs.par_iter().for_each(run);
     ys
 }
 
-/// A pointer that may cross into the scoped worker threads, which write
+/// A pointer that may cross into the compute pool's threads, which write
 /// disjoint parts of the buffer it points into.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: see `bidirectional`: each worker writes its own columns and
+// SAFETY: see `layer_forward`: each job writes its own columns and
 // rows only, and all of them finish before the buffer is read.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}

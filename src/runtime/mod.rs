@@ -8,8 +8,9 @@
 //! GPU memory while someone listens (ARCHITECTURE.md, points 1–5).
 //!
 //! `device` chooses the backend, `engine` runs the thread and the queue,
-//! `events` fans events out, `memory` sizes batches, `stats` samples
-//! resources, `fault` injects failures for tests, `joblog` writes `--log`.
+//! `events` fans events out, `memory` sizes batches, `pool` sizes the one
+//! pool of compute threads, `stats` samples resources, `fault` injects
+//! failures for tests, `joblog` writes `--log`.
 
 pub mod device;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod events;
 pub mod fault;
 pub mod joblog;
 pub mod memory;
+pub mod pool;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ pub use events::{ErrorInfo, Event, Fallback, JobId, error_code};
 pub use fault::{FaultInjection, FaultKind};
 pub use joblog::{JobLog, JobRecord};
 pub use memory::DEFAULT_MAX_BATCH;
+pub use pool::init_compute_pool;
 pub use stats::{GpuMemory, StatsSnapshot, peak_rss_bytes, process_rss_bytes};
 
 /// The runtime drives what the pipeline defines: `Engine::start` loads a

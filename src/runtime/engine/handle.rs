@@ -129,6 +129,7 @@ impl Engine {
     /// Fails only if the pipeline cannot be loaded even on the CPU.
     pub fn start<D: Diarizer + 'static>(config: EngineConfig) -> Result<Engine> {
         memory::limit_malloc_arenas();
+        crate::runtime::pool::init_compute_pool();
         let preference = config.device.with_env_override()?;
         let capacity = config.queue_capacity.max(1);
         let shared = Arc::new(Shared {

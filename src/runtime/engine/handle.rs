@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::runtime::device::{Backend, DevicePreference};
 use crate::runtime::events::{Event, Hub, JobId, lock};
 use crate::runtime::fault::FaultInjection;
-use crate::runtime::memory::{self, DEFAULT_MAX_BATCH};
+use crate::runtime::memory::DEFAULT_MAX_BATCH;
 use crate::runtime::stats::SamplerControl;
 use crate::runtime::{Diarizer, JobSpec, LiveSpec};
 
@@ -128,7 +128,6 @@ impl Engine {
     /// Starts the engine thread, chooses the backend and loads `D` on it.
     /// Fails only if the pipeline cannot be loaded even on the CPU.
     pub fn start<D: Diarizer + 'static>(config: EngineConfig) -> Result<Engine> {
-        memory::limit_malloc_arenas();
         crate::runtime::pool::init_compute_pool();
         let preference = config.device.with_env_override()?;
         let capacity = config.queue_capacity.max(1);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: &[&str] = &["src/models/cuda/lstm_cell.cu"];
+const KERNELS: &[&str] = &["src/kernels/cuda/lstm_cell.cu"];
 
 fn main() {
     for kernel in KERNELS {

@@ -1,4 +1,4 @@
-//! Parameter sweep of the live (streaming) labels on a folder of WAV + RTTM
+//! Parameter sweep of the live labels on a folder of WAV + RTTM
 //! pairs (the dev set). The networks run once per file (offline windows at
 //! a 1 s step are exactly the live windows from 5 s on; cached in the temp
 //! folder, shared with examples/tune.rs); each setting then replays only
@@ -16,7 +16,7 @@ use diarist::audio::SAMPLE_RATE;
 use diarist::eval;
 use diarist::pipeline::PipelineParams;
 use diarist::pipeline::frames::{LOCAL_SPEAKERS, WINDOW_FRAMES, WINDOW_SAMPLES};
-use diarist::pipeline::streaming::{LiveParams, LiveState, LiveTurn};
+use diarist::pipeline::live::{LiveParams, LiveState, LiveTurn};
 
 fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(

@@ -1,7 +1,8 @@
 //! Diarist's engine: "who spoke when", on device.
 //!
 //! `audio` turns files into 16 kHz mono samples, `models` holds the two
-//! pretrained networks (tensors in, tensors out), `pipeline` turns their
+//! pretrained networks (tensors in, tensors out) and `kernels` the
+//! hand-written compute their layers call, `pipeline` turns their
 //! outputs into speaker turns, `export` writes those turns in every format
 //! and `eval` scores them against a reference. `runtime` is the engine
 //! thread that owns the device and runs jobs from a queue.
@@ -12,6 +13,7 @@ pub mod diarization;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod kernels;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
@@ -20,8 +22,6 @@ pub mod runtime;
 
 pub use diarization::{Diarization, SpeakerStats, StageTimings, Turn};
 pub use error::{Error, Result};
-pub use pipeline::{DiarizeOptions, SpeakerCount};
+pub use pipeline::{DiarizeOptions, Diarizer, JobSpec, SpeakerCount};
 pub use progress::{Progress, Stage};
-pub use runtime::{
-    Backend, DevicePreference, Diarizer, Engine, EngineConfig, EngineStatus, Event, JobId, JobSpec,
-};
+pub use runtime::{Backend, DevicePreference, Engine, EngineConfig, EngineStatus, Event, JobId};

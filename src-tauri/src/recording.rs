@@ -97,7 +97,7 @@ pub struct Stopped {
 struct LiveTurnView {
     live_job: JobId,
     #[serde(flatten)]
-    turn: diarist::pipeline::streaming::LiveTurn,
+    turn: diarist::pipeline::live::LiveTurn,
 }
 
 impl Recordings {

@@ -51,7 +51,7 @@ pub struct BenchArgs {
     /// with a separate process that fills the card (scripts/gpu-check.sh).
     #[arg(long, value_name = "DIR")]
     oom_check: Option<PathBuf>,
-    /// Feed this file through the live (streaming) path in real time and
+    /// Feed this file through the live path in real time and
     /// report label latency and CPU use.
     #[arg(long, value_name = "FILE")]
     live: Option<PathBuf>,
@@ -95,7 +95,7 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
     let (backend, device, reason) = open_device(args)?;
     println!(
         "networks on {backend} ({reason}; CPU kernel: {}), {} s per figure",
-        diarist::models::cpu_kernel(),
+        diarist::kernels::cpu_kernel(),
         args.seconds
     );
     let dir = args.engine.models_dir();
@@ -176,7 +176,7 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
         "backend: {} ({}); CPU kernel: {}",
         status.backend,
         status.reason,
-        diarist::models::cpu_kernel()
+        diarist::kernels::cpu_kernel()
     );
     let mut gpu: Option<GpuMemory> = None;
     for run in 1..=args.jobs.max(1) {

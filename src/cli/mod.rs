@@ -74,6 +74,8 @@ impl EngineArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Before anything computes: `bench --networks` runs them without an engine.
+    diarist::runtime::init_compute_pool();
     match cli.command {
         Command::Diarize(args) => diarize::run(args),
         Command::Score(args) => score::run(args),

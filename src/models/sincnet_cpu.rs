@@ -14,7 +14,7 @@
 
 use candle_core::Result;
 
-use crate::models::packed::RowProduct;
+use crate::kernels::packed::RowProduct;
 
 /// A learned Conv1d: weight (out, in, kernel) row-major, bias (out).
 pub(crate) struct HostConv {

@@ -6,6 +6,7 @@
 use kodama::{Method, linkage};
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
+use rayon::prelude::*;
 
 use super::embeddings::LocalSpeaker;
 use super::params::PipelineParams;
@@ -288,48 +289,14 @@ fn centre(e: &[f32], mean: &[f32]) -> Vec<f32> {
 }
 
 /// The condensed (row-major upper triangle) cosine distances of unit
-/// vectors, rows shared out between the cores in bands of equal work.
+/// vectors. Rows go to the compute pool; row i holds n − 1 − i pairs, and
+/// rayon's work stealing evens out the unequal rows.
 fn cosine_distances(vectors: &[&[f32]]) -> Vec<f64> {
     let n = vectors.len();
-    let row = |i: usize| -> Vec<f64> {
-        (i + 1..n)
-            .map(|j| 1.0 - f64::from(dot(vectors[i], vectors[j])))
-            .collect()
-    };
-    let total = n * n.saturating_sub(1) / 2;
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    if threads == 1 || total < 100_000 {
-        return (0..n).flat_map(row).collect();
-    }
-    // Row i holds n − 1 − i pairs: cut the rows where the running count
-    // passes each 1/threads of the total.
-    let mut bands = Vec::with_capacity(threads);
-    let (mut start, mut done) = (0, 0);
-    for i in 0..n {
-        done += n - 1 - i;
-        if done * threads >= total * (bands.len() + 1) || i + 1 == n {
-            bands.push(start..i + 1);
-            start = i + 1;
-        }
-    }
-    let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bands
-            .into_iter()
-            .map(|band| scope.spawn(move || band.flat_map(row).collect::<Vec<f64>>()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut condensed = Vec::with_capacity(total);
-    for part in parts {
-        condensed.extend(part);
-    }
-    condensed
+    (0..n)
+        .into_par_iter()
+        .flat_map_iter(|i| (i + 1..n).map(move |j| 1.0 - f64::from(dot(vectors[i], vectors[j]))))
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,6 +3,12 @@
 //! device never waits for the CPU's signal processing; on the CPU they run
 //! inline, where a third thread would only take cores from the networks.
 //! Neither half ever touches a model.
+//!
+//! The helper is a dedicated thread, not a task on the compute pool: it is
+//! one sequential producer (each chunk continues the decoder's and the mel
+//! tail's state), not data-parallel work, and it spends its time blocked on
+//! the bounded channel that keeps it a few chunks ahead. A pool thread
+//! parked there would be a thread the networks' parallel loops lose.
 
 use std::sync::mpsc;
 use std::time::Instant;

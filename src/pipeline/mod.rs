@@ -4,15 +4,15 @@
 
 pub mod binarize;
 pub mod clustering;
+mod diarizer;
 pub mod embeddings;
 mod feed;
 pub mod frames;
 pub mod infer;
-pub mod online;
+pub mod live;
 pub mod options;
 pub mod params;
 pub mod reconstruct;
-pub mod streaming;
 pub(crate) mod vector;
 
 use std::path::Path;
@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 
+pub use diarizer::{Diarizer, JobSpec};
 pub use infer::{Batches, PartialSelection, SampleSource, SliceSource};
 pub use options::{DiarizeOptions, SpeakerCount};
 pub use params::PipelineParams;
@@ -251,35 +252,4 @@ fn label_by_first_appearance(mut raw: Vec<reconstruct::RawTurn>) -> (Vec<Turn>, 
         })
         .collect();
     (turns, order)
-}
-
-/// Partials per GE2E call for each window per segmentation call: a partial
-/// costs about a tenth of a window's memory, and bigger batches keep the
-/// matrix products efficient.
-const PARTIALS_PER_WINDOW_BATCH: usize = 4;
-
-impl crate::runtime::Diarizer for Pipeline {
-    fn load(models_dir: &Path, device: &Device) -> Result<Self> {
-        Pipeline::load(models_dir, device)
-    }
-
-    fn diarize(
-        &mut self,
-        job: &crate::runtime::JobSpec,
-        batch_size: usize,
-        progress: &mut dyn Progress,
-    ) -> Result<Diarization> {
-        let batches = Batches {
-            windows: batch_size,
-            partials: batch_size * PARTIALS_PER_WINDOW_BATCH,
-        };
-        self.diarize_file(&job.path, &job.options, batches, progress)
-    }
-
-    fn live_advance(
-        &mut self,
-        state: &mut streaming::LiveState,
-    ) -> Result<Vec<streaming::LiveTurn>> {
-        state.advance(&self.networks())
-    }
 }

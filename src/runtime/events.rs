@@ -127,7 +127,7 @@ pub enum Event {
     /// A live session's turn appeared or grew (replace by `turn.id`).
     LiveTurn {
         job: JobId,
-        turn: crate::pipeline::streaming::LiveTurn,
+        turn: crate::pipeline::live::LiveTurn,
     },
     Stats(StatsSnapshot),
 }

@@ -5,14 +5,15 @@
 //! panic, exactly where a real out-of-memory would surface: inside
 //! `Diarizer::diarize`, between two network calls. The injection wraps the
 //! job's `Progress`, so it works with any `Diarizer` that reports per batch.
+//! A live session's step fails the same way, before the networks run.
 
 use std::ops::ControlFlow;
 
-use super::Diarizer;
-use super::JobSpec;
 use super::device::Backend;
 use crate::Diarization;
 use crate::error::{Error, Result};
+use crate::pipeline::live::{LiveState, LiveTurn};
+use crate::pipeline::{Diarizer, JobSpec};
 use crate::progress::{Progress, Stage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,27 @@ pub(crate) fn diarize_with_faults<D: Diarizer>(
         });
     }
     result
+}
+
+/// Runs one live step, failing it as `fault` says when on a GPU (a step
+/// has no batches: `on_batch` is ignored, each faulted step fails at once).
+pub(crate) fn live_advance_with_faults<D: Diarizer>(
+    diarizer: &mut D,
+    state: &mut LiveState,
+    fault: Option<&mut FaultInjection>,
+    backend: Backend,
+) -> Result<Vec<LiveTurn>> {
+    let Some(fault) = fault.filter(|f| f.times > 0 && backend.is_gpu()) else {
+        return diarizer.live_advance(state);
+    };
+    fault.times -= 1;
+    match fault.kind {
+        FaultKind::Panic => panic!("injected fault: panic in a live step"),
+        FaultKind::Error => Err(Error::Backend {
+            backend: backend.as_str().into(),
+            reason: INJECTED_REASON.into(),
+        }),
+    }
 }
 
 struct FaultyProgress<'a> {

@@ -1,14 +1,5 @@
-//! Live diarization: the offline recipe, one window at a time, as audio
-//! arrives.
-//!
-//! Every `step` seconds the last 5 s of audio go through the segmentation
-//! network (the first windows, before 5 s exist, are zero-padded at the end
-//! as pyannote pads a short file). GE2E partials are computed once on the
-//! same 0.4 s grid as offline, and each local speaker's embedding is pooled
-//! from them by the offline code (`embeddings::window_speakers`). Local
-//! speakers are matched to running centroids (`online`), and the newest
-//! `step` seconds of the window become speaker turns, which grow as the
-//! same speaker goes on talking.
+//! The state of one live session: the audio, mel frames and partials the
+//! next windows need, the running speakers and the open turns.
 //!
 //! Memory is bounded whatever the length: about 5 s of samples, the mel
 //! frames and partials of one window, one centroid per speaker and one open
@@ -20,77 +11,22 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
-
-use super::binarize::hysteresis;
-use super::embeddings::window_speakers;
-use super::frames::{
-    FRAME_SPAN, FRAME_STEP, LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES,
-};
-use super::infer::{EMBEDDING_DIM, MEL_PAD, MEL_WINDOW, Networks, embed_partials, segment};
-use super::online::{Observation, OnlineClusters};
-use super::params::PipelineParams;
+use super::clusters::{LiveClusters, Observation};
+use super::params::LiveParams;
+use super::turns::{LiveTurn, OpenTurns, label, merge_touching, speaker_index};
 use crate::audio::SAMPLE_RATE;
 use crate::diarization::{Diarization, StageTimings, Turn};
 use crate::error::{Error, Result};
 use crate::models::mel::N_MELS;
-
-/// Knobs of the live recipe. `Default` is the tuned configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LiveParams {
-    /// Seconds between windows: labels come at most this late, plus compute.
-    pub step_s: f64,
-    /// Cosine similarity (raw GE2E space) a local speaker needs to join an
-    /// existing speaker; below it, a clean one opens a new speaker.
-    pub join_similarity: f32,
-    /// Most speakers one live session opens.
-    pub max_speakers: usize,
-    /// Speakers assigned in fewer windows are merged into the nearest other
-    /// one when the session ends.
-    pub min_support: u32,
-    /// Added to the similarity of a local speaker to a speaker, times the
-    /// fraction of its already-labelled frames labelled as that speaker:
-    /// consecutive windows overlap by 4 s, so voices keep their labels.
-    pub continuity: f32,
-    /// Gaps shorter than this inside one speaker's turn are bridged (s).
-    pub bridge_s: f64,
-    /// A gap in the incoming audio up to this long is filled with silence;
-    /// a longer one restarts the windows after it (s).
-    pub max_fill_s: f64,
-}
-
-impl Default for LiveParams {
-    fn default() -> Self {
-        Self {
-            step_s: 1.0,
-            join_similarity: 0.70,
-            max_speakers: 20,
-            // 8 → 10: the sample re-recorded at shifts of 0-1.2 s keeps 2
-            // voices in 11 of 13 takes instead of 8 (the rest find 3), the
-            // dev set is unchanged; 12 starts to lose a real voice.
-            min_support: 10,
-            // Tried 0.3–1.0 on the dev set: it carries mistakes forward and
-            // raised confusion; only label-less new speech uses continuity.
-            continuity: 0.0,
-            bridge_s: 0.5,
-            max_fill_s: 2.0,
-        }
-    }
-}
-
-/// A speaker turn as the live view shows it: the turn with `id` grows
-/// (`end_s` moves) while the speaker goes on; consumers replace by id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LiveTurn {
-    pub id: u64,
-    pub start_s: f64,
-    pub end_s: f64,
-    pub speaker: String,
-    /// No more updates will come for this turn.
-    pub closed: bool,
-}
+use crate::pipeline::binarize::hysteresis;
+use crate::pipeline::embeddings::window_speakers;
+use crate::pipeline::frames::{
+    FRAME_SPAN, FRAME_STEP, LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES,
+};
+use crate::pipeline::infer::{
+    EMBEDDING_DIM, MEL_PAD, MEL_WINDOW, Networks, embed_partials, segment,
+};
+use crate::pipeline::params::PipelineParams;
 
 /// Windows segmented in one network call when the session is behind.
 const MAX_WINDOW_BATCH: usize = 8;
@@ -120,7 +56,7 @@ pub struct LiveState {
     /// Labelled pieces (segment samples, speaker) that reach into the
     /// current window: the continuity evidence. At most a few per speaker.
     recent: VecDeque<(usize, usize, usize)>,
-    clusters: OnlineClusters,
+    clusters: LiveClusters,
     turns: OpenTurns,
     /// Seconds of audio received, gaps included.
     duration_s: f64,
@@ -137,7 +73,7 @@ impl LiveState {
             )));
         }
         let step = (params.step_s * f64::from(SAMPLE_RATE)).round() as usize;
-        let clusters = OnlineClusters::new(params.join_similarity, params.max_speakers);
+        let clusters = LiveClusters::new(params.join_similarity, params.max_speakers);
         let bridge_s = params.bridge_s;
         Ok(Self {
             params,
@@ -487,131 +423,9 @@ pub struct FinishedLive {
     pub closed: Vec<LiveTurn>,
 }
 
-/// `SPEAKER_07` for speaker 7, like the offline labels.
-pub fn label(speaker: usize) -> String {
-    format!("SPEAKER_{speaker:02}")
-}
-
-fn speaker_index(label: &str) -> Option<usize> {
-    label.strip_prefix("SPEAKER_")?.parse().ok()
-}
-
-/// Joins turns of one speaker that touch or overlap (after merging speakers).
-fn merge_touching(mut turns: Vec<Turn>) -> Vec<Turn> {
-    turns.sort_by(|a, b| {
-        a.speaker
-            .cmp(&b.speaker)
-            .then(a.start_s.total_cmp(&b.start_s))
-    });
-    let mut out: Vec<Turn> = Vec::with_capacity(turns.len());
-    for t in turns {
-        match out.last_mut() {
-            Some(last) if last.speaker == t.speaker && t.start_s <= last.end_s => {
-                last.end_s = last.end_s.max(t.end_s);
-            }
-            _ => out.push(t),
-        }
-    }
-    out
-}
-
-/// One open (still growing) turn per speaker.
-struct OpenTurns {
-    bridge_s: f64,
-    open: Vec<Option<LiveTurn>>,
-    next_id: u64,
-}
-
-impl OpenTurns {
-    fn new(bridge_s: f64) -> Self {
-        Self {
-            bridge_s,
-            open: Vec::new(),
-            next_id: 1,
-        }
-    }
-
-    /// Speech by `speaker` over `[from, to)`: grows its open turn when close
-    /// enough, else closes it and opens a new one.
-    fn add(&mut self, speaker: usize, from: f64, to: f64, updates: &mut Vec<LiveTurn>) {
-        if self.open.len() <= speaker {
-            self.open.resize(speaker + 1, None);
-        }
-        match &mut self.open[speaker] {
-            Some(turn) if from - turn.end_s <= self.bridge_s => {
-                turn.end_s = turn.end_s.max(to);
-                turn.start_s = turn.start_s.min(from);
-                updates.push(turn.clone());
-            }
-            slot => {
-                if let Some(mut old) = slot.take() {
-                    old.closed = true;
-                    updates.push(old);
-                }
-                let turn = LiveTurn {
-                    id: self.next_id,
-                    start_s: from,
-                    end_s: to,
-                    speaker: label(speaker),
-                    closed: false,
-                };
-                self.next_id += 1;
-                updates.push(turn.clone());
-                *slot = Some(turn);
-            }
-        }
-    }
-
-    fn close_all(&mut self, updates: &mut Vec<LiveTurn>) {
-        for slot in &mut self.open {
-            if let Some(mut turn) = slot.take() {
-                turn.closed = true;
-                updates.push(turn);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn open_turns_grow_bridge_and_close() {
-        let mut t = OpenTurns::new(0.5);
-        let mut u = Vec::new();
-        t.add(0, 0.0, 1.0, &mut u);
-        t.add(0, 1.3, 2.0, &mut u);
-        assert_eq!(u.len(), 2);
-        assert_eq!((u[1].id, u[1].start_s, u[1].end_s), (1, 0.0, 2.0));
-        t.add(0, 3.0, 4.0, &mut u);
-        // The old turn closes, a new one opens.
-        assert!(u[2].closed && u[2].id == 1);
-        assert_eq!((u[3].id, u[3].closed), (2, false));
-        t.add(2, 3.5, 4.0, &mut u);
-        assert_eq!(u[4].speaker, "SPEAKER_02");
-        let mut closing = Vec::new();
-        t.close_all(&mut closing);
-        assert_eq!(closing.len(), 2);
-        assert!(closing.iter().all(|c| c.closed));
-    }
-
-    #[test]
-    fn merging_keeps_speakers_apart() {
-        let turn = |s: f64, e: f64, who: &str| Turn {
-            start_s: s,
-            end_s: e,
-            speaker: who.into(),
-        };
-        let merged = merge_touching(vec![
-            turn(1.0, 2.0, "A"),
-            turn(0.0, 1.0, "A"),
-            turn(0.5, 3.0, "B"),
-            turn(2.5, 3.0, "A"),
-        ]);
-        assert_eq!(merged.len(), 3);
-        assert_eq!((merged[0].start_s, merged[0].end_s), (0.0, 2.0));
-    }
 
     #[test]
     fn bad_steps_are_rejected() {

@@ -1,6 +1,6 @@
-//! Online clustering for live diarization: each window's local speakers are
-//! matched to running speaker centroids, and a new speaker is opened when
-//! nothing matches well enough.
+//! Live clustering: each window's local speakers are matched to running
+//! speaker centroids, and a new speaker is opened when nothing matches well
+//! enough.
 //!
 //! The match is a Kuhn–Munkres assignment, as in the offline `clustering`,
 //! so two local speakers of one window never become the same speaker. Each
@@ -12,7 +12,7 @@
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
-use super::vector::{dot, normalize};
+use crate::pipeline::vector::{dot, normalize};
 
 /// A speaker heard so far.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct Observation<'a> {
 
 /// Running centroids, in the order the speakers were first heard.
 #[derive(Debug, Clone)]
-pub struct OnlineClusters {
+pub struct LiveClusters {
     speakers: Vec<LiveSpeaker>,
     /// Cosine similarity a local speaker needs to join an existing speaker.
     threshold: f32,
@@ -55,7 +55,7 @@ pub struct OnlineClusters {
 /// Scale from cosine similarity to the integer weights kuhn_munkres takes.
 const SCALE: f64 = 1e6;
 
-impl OnlineClusters {
+impl LiveClusters {
     pub fn new(threshold: f32, max_speakers: usize) -> Self {
         Self {
             speakers: Vec::new(),
@@ -210,7 +210,7 @@ mod tests {
         let a = unit(&[1.0, 0.1, 0.0]);
         let a2 = unit(&[0.95, 0.15, 0.05]);
         let b = unit(&[0.0, 0.2, 1.0]);
-        let mut c = OnlineClusters::new(0.7, 10);
+        let mut c = LiveClusters::new(0.7, 10);
         assert_eq!(c.assign(&[clean(&a)]), vec![Some(0)]);
         assert_eq!(c.assign(&[clean(&a2), clean(&b)]), vec![Some(0), Some(1)]);
         // Both locals resemble speaker 0 most, yet one window never merges them.
@@ -223,7 +223,7 @@ mod tests {
     fn unclean_embeddings_never_open_speakers() {
         let a = unit(&[1.0, 0.0, 0.0]);
         let b = unit(&[0.0, 1.0, 0.0]);
-        let mut c = OnlineClusters::new(0.7, 10);
+        let mut c = LiveClusters::new(0.7, 10);
         c.assign(&[clean(&a)]);
         let unclean = Observation {
             embedding: &b,
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn the_speaker_cap_holds() {
-        let mut c = OnlineClusters::new(0.99, 2);
+        let mut c = LiveClusters::new(0.99, 2);
         for v in [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] {
             let e = unit(&v);
             c.assign(&[clean(&e)]);
@@ -248,7 +248,7 @@ mod tests {
         let a = unit(&[1.0, 0.0, 0.0]);
         let b = unit(&[0.0, 1.0, 0.0]);
         let near_a = unit(&[0.6, 0.0, 0.8]);
-        let mut c = OnlineClusters::new(0.9, 10);
+        let mut c = LiveClusters::new(0.9, 10);
         for _ in 0..5 {
             c.assign(&[clean(&a), clean(&b)]);
         }

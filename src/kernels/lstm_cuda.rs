@@ -19,7 +19,7 @@ const STEP_FUNCTION: &str = "diarist_lstm_step_f32";
 /// projections in step order, and w_hh_t (dirs, hidden, 4·hidden) → h
 /// (time, dirs, batch, hidden) in step order, from zero initial states.
 /// Only for contiguous float32 tensors on a CUDA device.
-pub(super) fn recurrence(xw: &Tensor, w_hh_t: &Tensor) -> Result<Tensor> {
+pub(crate) fn recurrence(xw: &Tensor, w_hh_t: &Tensor) -> Result<Tensor> {
     xw.apply_op2_no_bwd(w_hh_t, &Recurrence)
 }
 
@@ -37,7 +37,7 @@ impl CustomOp2 for Recurrence {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        // The CPU has its own fused recurrence (lstm.rs, `cpu`).
+        // The CPU has its own fused recurrence (lstm_cpu.rs).
         candle_core::bail!("the CUDA LSTM recurrence was called on the CPU")
     }
 

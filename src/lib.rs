@@ -20,7 +20,7 @@ pub mod runtime;
 
 pub use diarization::{Diarization, SpeakerStats, StageTimings, Turn};
 pub use error::{Error, Result};
-pub use pipeline::{DiarizeOptions, SpeakerCount};
+pub use pipeline::{DiarizeOptions, ModelChoice, SpeakerCount};
 pub use progress::{Progress, Stage};
 pub use runtime::{
     Backend, DevicePreference, Diarizer, Engine, EngineConfig, EngineStatus, Event, JobId, JobSpec,

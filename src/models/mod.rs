@@ -1,4 +1,4 @@
-//! The two pretrained networks, in candle. Tensors in, tensors out: no notion
+//! The pretrained networks, in candle. Tensors in, tensors out: no notion
 //! of seconds, files or speakers lives here.
 
 pub mod embedding;
@@ -7,6 +7,7 @@ pub mod lstm;
 mod lstm_cuda;
 pub mod mel;
 pub(crate) mod packed;
+pub mod powerset;
 pub mod segmentation;
 pub mod sincnet;
 mod sincnet_cpu;

@@ -13,12 +13,20 @@ use std::path::PathBuf;
 
 use diarist::audio::SAMPLE_RATE;
 use diarist::pipeline::{PipelineParams, SpeakerCount, clustering, embeddings, reconstruct};
-use diarist::{Turn, eval};
+use diarist::{ModelChoice, Turn, eval};
+
+/// The networks the `MODELS` variable names (SEG+ENC), else the default.
+fn models_from_env() -> anyhow::Result<ModelChoice> {
+    Ok(match std::env::var("MODELS") {
+        Ok(s) => s.parse()?,
+        Err(_) => ModelChoice::default(),
+    })
+}
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "../shared/dev-set".into()));
-    let models = dev_set::models_from_env()?;
+    let models = models_from_env()?;
     let defaults = PipelineParams::tuned(models);
     let step_s: f64 = args
         .next()

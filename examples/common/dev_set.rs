@@ -25,14 +25,6 @@ pub struct DevFile {
     pub speakers: usize,
 }
 
-/// The networks the `MODELS` variable names (SEG+ENC), else the default.
-pub fn models_from_env() -> anyhow::Result<ModelChoice> {
-    Ok(match std::env::var("MODELS") {
-        Ok(s) => s.parse()?,
-        Err(_) => ModelChoice::default(),
-    })
-}
-
 /// Every `*.wav` in `dir` (sorted) with the RTTM beside it, inferred by
 /// `choice`'s networks at `step` samples and `grid` mel frames on the CPU.
 pub fn load(
@@ -73,7 +65,7 @@ pub fn load(
             .collect::<BTreeSet<_>>()
             .len();
         files.push(DevFile {
-            inferred: inferred(&nets, &wav, step, grid)?,
+            inferred: inferred(&nets, choice, &wav, step, grid)?,
             uri,
             reference,
             speakers,
@@ -110,6 +102,7 @@ pub fn sweep<P: Clone>(
 /// cache when an earlier sweep left it there.
 fn inferred(
     nets: &infer::Networks<'_>,
+    choice: ModelChoice,
     wav: &Path,
     step: usize,
     grid: usize,
@@ -117,7 +110,8 @@ fn inferred(
     let uri = wav.file_stem().unwrap_or_default().to_string_lossy();
     let geometry = nets.segmentation.geometry();
     let cache = std::env::temp_dir().join(format!(
-        "diarist-tune-{uri}-{}-{step}-{grid}.bin",
+        "diarist-tune-{uri}-{}-{}-{step}-{grid}.bin",
+        choice.segmentation.name(),
         geometry.window_samples
     ));
     if let Some(cached) = read_cache(&cache, geometry, step, grid) {

@@ -25,7 +25,8 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "../shared/dev-set".into()),
     );
     let (step, grid) = (SAMPLE_RATE as usize, 40);
-    let files = dev_set::load(&dir, step, grid)?;
+    // The live path runs the default networks.
+    let files = dev_set::load(&dir, diarist::ModelChoice::default(), step, grid)?;
     let settings = dev_set::sweep(LiveParams::default(), |q, name, v| {
         match name {
             "join" => q.join_similarity = v as f32,

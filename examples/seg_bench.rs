@@ -1,10 +1,10 @@
 //! Segmentation throughput on the CPU at batch 1, 8 and 32.
 //!
-//! `RAYON_NUM_THREADS=2 cargo run --release --example seg_bench [min_secs]`
+//! `RAYON_NUM_THREADS=2 cargo run --release --example seg_bench [min_secs] [2022|3.0]`
 
 use candle_core::Device;
 use diarist::bench::segmentation::segmentation_throughput;
-use diarist::models::segmentation::Segmentation;
+use diarist::models::segmentation::{Segmentation, SegmentationModel};
 use diarist::models::weights::default_models_dir;
 
 fn main() -> anyhow::Result<()> {
@@ -13,8 +13,12 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(5.0);
+    let which: SegmentationModel = match std::env::args().nth(2) {
+        Some(name) => name.parse()?,
+        None => SegmentationModel::default(),
+    };
     let device = Device::Cpu;
-    let model = Segmentation::load(&default_models_dir(), &device)?;
+    let model = Segmentation::load(which, &default_models_dir(), &device)?;
     // Windows every 0.5 s: one window per 0.5 s of audio.
     let step_s = 8_000.0 / 16_000.0;
     for batch in [1, 8, 32] {

@@ -3,7 +3,8 @@
 //! embedding pooling, clustering, reconstruction) for each setting and
 //! prints the duration-weighted DER with its components.
 //!
-//! cargo run --release --example tune -- ../shared/dev-set [step_s]
+//! cargo run --release --example tune -- ../shared/dev-set [step_s] [grid]
+//! (`MODELS=3.0+ge2e` picks the networks; their tuned parameters are the base)
 
 #[path = "common/dev_set.rs"]
 mod dev_set;
@@ -12,15 +13,33 @@ use std::path::PathBuf;
 
 use diarist::audio::SAMPLE_RATE;
 use diarist::pipeline::{PipelineParams, SpeakerCount, clustering, embeddings, reconstruct};
-use diarist::{Turn, eval};
+use diarist::{ModelChoice, Turn, eval};
+
+/// The networks the `MODELS` variable names (SEG+ENC), else the default.
+fn models_from_env() -> anyhow::Result<ModelChoice> {
+    Ok(match std::env::var("MODELS") {
+        Ok(s) => s.parse()?,
+        Err(_) => ModelChoice::default(),
+    })
+}
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "../shared/dev-set".into()));
-    let step_s: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0);
-    let grid: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(40);
+    let models = models_from_env()?;
+    let defaults = PipelineParams::tuned(models);
+    let step_s: f64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(defaults.step_s);
+    let grid: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(defaults.partial_grid);
     let step = (step_s * SAMPLE_RATE as f64).round() as usize;
-    let files = dev_set::load(&dir, step, grid)?;
+    let files = dev_set::load(&dir, models, step, grid)?;
     for dev_set::DevFile { uri, inferred, .. } in &files {
         // How many partials the pipeline's encoder would run (it skips the
         // ones the default parameters never read).
@@ -33,7 +52,6 @@ fn main() -> anyhow::Result<()> {
         let mut scratch = Vec::new();
         for c in 0..inferred.num_windows() {
             scratch.clear();
-            let defaults = PipelineParams::default();
             embeddings::partials_used(c, inferred.window(c), layout, &defaults, &mut scratch);
             for &p in &scratch {
                 used[p] = true;
@@ -50,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     let base = PipelineParams {
         step_s,
         partial_grid: grid,
-        ..PipelineParams::default()
+        ..defaults
     };
     let settings = dev_set::sweep(base, |q, name, v| {
         match name {

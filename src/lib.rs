@@ -22,6 +22,6 @@ pub mod runtime;
 
 pub use diarization::{Diarization, SpeakerStats, StageTimings, Turn};
 pub use error::{Error, Result};
-pub use pipeline::{DiarizeOptions, Diarizer, JobSpec, SpeakerCount};
+pub use pipeline::{DiarizeOptions, Diarizer, JobSpec, ModelChoice, SpeakerCount};
 pub use progress::{Progress, Stage};
 pub use runtime::{Backend, DevicePreference, Engine, EngineConfig, EngineStatus, Event, JobId};

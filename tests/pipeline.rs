@@ -8,7 +8,7 @@ use anyhow::Result;
 use candle_core::Device;
 use diarist::export::{self, Format, SpeakerNames};
 use diarist::pipeline::{Batches, Pipeline};
-use diarist::{Diarization, DiarizeOptions, SpeakerCount, eval};
+use diarist::{Diarization, DiarizeOptions, ModelChoice, SpeakerCount, eval};
 
 const BATCHES: Batches = Batches {
     windows: 8,
@@ -37,6 +37,11 @@ fn diarize(path: &Path, speakers: SpeakerCount) -> Result<Diarization> {
     Ok(pipeline().diarize_file(path, &options, BATCHES, &mut ())?)
 }
 
+/// The networks `SEG+ENC` names.
+fn models(choice: &str) -> ModelChoice {
+    choice.parse().expect("model choice")
+}
+
 fn samples_of(path: &Path) -> Vec<f32> {
     diarist::audio::decode_file(path).expect("decode")
 }
@@ -59,6 +64,43 @@ fn sample_meets_the_accuracy_bar() -> Result<()> {
     assert_eq!(result.backend, "cpu");
     let shares: f64 = result.speakers.iter().map(|s| s.share).sum();
     assert!((shares - 1.0).abs() < 1e-9);
+    Ok(())
+}
+
+/// segmentation-3.0 (10 s windows, powerset) through the same pipeline,
+/// loaded on demand by the job that asks for it.
+#[test]
+fn sample_with_segmentation_3_meets_the_accuracy_bar() -> Result<()> {
+    let options = DiarizeOptions {
+        models: Some(models("3.0+ge2e")),
+        ..DiarizeOptions::default()
+    };
+    let result = pipeline().diarize_file(&sample(), &options, BATCHES, &mut ())?;
+    let reference = export::read_rttm(&root().join("samples/sample.rttm"))?;
+    let errors = eval::diarization_error(
+        &reference["sample"],
+        &result.turns,
+        Some((0.0, 30.0)),
+        0.0,
+        false,
+    );
+    assert_eq!(result.num_speakers(), 2, "{:?}", result.speakers);
+    assert!(errors.der() < 0.10, "DER {:.2} %", 100.0 * errors.der());
+    // A 10 s window allows steps up to 10 s; a 5 s one does not.
+    let long_step = DiarizeOptions {
+        step_s: Some(8.0),
+        ..options.clone()
+    };
+    pipeline().diarize_file(&sample(), &long_step, BATCHES, &mut ())?;
+    let default_model = DiarizeOptions {
+        models: None,
+        ..long_step
+    };
+    assert!(
+        pipeline()
+            .diarize_file(&sample(), &default_model, BATCHES, &mut ())
+            .is_err()
+    );
     Ok(())
 }
 
@@ -228,15 +270,22 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn skipping_unused_partials_changes_nothing() -> Result<()> {
+    for choice in ["2022+ge2e", "3.0+ge2e"] {
+        skipping_unused_partials_changes_nothing_with(models(choice))?;
+    }
+    Ok(())
+}
+
+fn skipping_unused_partials_changes_nothing_with(choice: ModelChoice) -> Result<()> {
     use diarist::models::{
         embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation,
     };
     use diarist::pipeline::{PartialSelection, PipelineParams, SliceSource, embeddings, infer};
     let device = Device::Cpu;
-    let models = root().join("models");
+    let dir = root().join("models");
     let (segmentation, encoder, mel) = (
-        Segmentation::load(&models, &device)?,
-        SpeakerEncoder::load(&models, &device)?,
+        Segmentation::load(choice.segmentation, &dir, &device)?,
+        SpeakerEncoder::load(&dir, &device)?,
         MelFrontend::new(),
     );
     let nets = infer::Networks {
@@ -245,7 +294,7 @@ fn skipping_unused_partials_changes_nothing() -> Result<()> {
         mel: &mel,
         device: &device,
     };
-    let params = PipelineParams::default();
+    let params = PipelineParams::tuned(choice);
     let speech = samples_of(&sample());
     // Speech, 12 s of silence, speech again, and a recording shorter than a partial.
     let mut long = speech.clone();
@@ -278,7 +327,7 @@ fn skipping_unused_partials_changes_nothing() -> Result<()> {
         assert_eq!(all.activity, used.activity);
         assert_eq!(all.num_partials(), used.num_partials());
         assert!(used.partials_embedded <= all.partials_embedded);
-        if samples.len() > 80_000 {
+        if samples.len() > segmentation.geometry().window_samples {
             assert!(used.partials_embedded < all.partials_embedded);
         }
         let pooled = |inferred: &infer::Inferred| {

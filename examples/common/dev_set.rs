@@ -1,11 +1,13 @@
 //! What the parameter sweeps (`tune`, `live_tune`) share: a folder of WAV +
 //! RTTM pairs with each file's network output, cached in the temp folder so
 //! that sweeps re-run only the cheap stages (the networks run once per file,
-//! step and partial grid), and the settings a `SWEEP` variable asks for.
+//! step, partial grid and networks), and the settings a `SWEEP` variable
+//! asks for.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use diarist::ModelChoice;
 use diarist::Turn;
 use diarist::audio;
 use diarist::export::read_rttm;
@@ -23,12 +25,17 @@ pub struct DevFile {
     pub speakers: usize,
 }
 
-/// Every `*.wav` in `dir` (sorted) with the RTTM beside it, inferred at
-/// `step` samples and `grid` mel frames on the CPU.
-pub fn load(dir: &Path, step: usize, grid: usize) -> anyhow::Result<Vec<DevFile>> {
+/// Every `*.wav` in `dir` (sorted) with the RTTM beside it, inferred by
+/// `choice`'s networks at `step` samples and `grid` mel frames on the CPU.
+pub fn load(
+    dir: &Path,
+    choice: ModelChoice,
+    step: usize,
+    grid: usize,
+) -> anyhow::Result<Vec<DevFile>> {
     let device = candle_core::Device::Cpu;
     let models = weights::default_models_dir();
-    let seg = Segmentation::load(&models, &device)?;
+    let seg = Segmentation::load(choice.segmentation, &models, &device)?;
     let enc = SpeakerEncoder::load(&models, &device)?;
     let mel = MelFrontend::new();
     let nets = infer::Networks {
@@ -58,7 +65,7 @@ pub fn load(dir: &Path, step: usize, grid: usize) -> anyhow::Result<Vec<DevFile>
             .collect::<BTreeSet<_>>()
             .len();
         files.push(DevFile {
-            inferred: inferred(&nets, &wav, step, grid)?,
+            inferred: inferred(&nets, choice, &wav, step, grid)?,
             uri,
             reference,
             speakers,
@@ -95,13 +102,19 @@ pub fn sweep<P: Clone>(
 /// cache when an earlier sweep left it there.
 fn inferred(
     nets: &infer::Networks<'_>,
+    choice: ModelChoice,
     wav: &Path,
     step: usize,
     grid: usize,
 ) -> anyhow::Result<infer::Inferred> {
     let uri = wav.file_stem().unwrap_or_default().to_string_lossy();
-    let cache = std::env::temp_dir().join(format!("diarist-tune-{uri}-{step}-{grid}.bin"));
-    if let Some(cached) = read_cache(&cache, step, grid) {
+    let geometry = nets.segmentation.geometry();
+    let cache = std::env::temp_dir().join(format!(
+        "diarist-tune-{uri}-{}-{}-{step}-{grid}.bin",
+        choice.segmentation.name(),
+        geometry.window_samples
+    ));
+    if let Some(cached) = read_cache(&cache, geometry, step, grid) {
         return Ok(cached);
     }
     let samples = audio::decode_file(wav)?;
@@ -133,7 +146,12 @@ fn write_cache(path: &Path, i: &infer::Inferred) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_cache(path: &Path, step: usize, grid: usize) -> Option<infer::Inferred> {
+fn read_cache(
+    path: &Path,
+    geometry: diarist::models::segmentation::Geometry,
+    step: usize,
+    grid: usize,
+) -> Option<infer::Inferred> {
     let bytes = std::fs::read(path).ok()?;
     let word = |k: usize| -> Option<usize> {
         let raw = bytes.get(8 * k..8 * k + 8)?.try_into().ok()?;
@@ -147,6 +165,7 @@ fn read_cache(path: &Path, step: usize, grid: usize) -> Option<infer::Inferred> 
         .collect();
     (floats.len() == na + np).then(|| infer::Inferred {
         num_samples,
+        geometry,
         step,
         activity: floats[..na].to_vec(),
         partial_grid: grid,

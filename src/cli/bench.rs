@@ -16,11 +16,12 @@ use diarist::bench::segmentation::{segmentation_stage_times, segmentation_throug
 use diarist::models::embedding::SpeakerEncoder;
 use diarist::models::mel::MelFrontend;
 use diarist::models::segmentation::Segmentation;
-use diarist::pipeline::Pipeline;
+use diarist::pipeline::{Pipeline, PipelineParams};
 use diarist::runtime::{
     Backend, Engine, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
     process_rss_bytes,
 };
+use diarist::{DiarizeOptions, ModelChoice};
 
 use super::EngineArgs;
 
@@ -62,6 +63,9 @@ pub struct BenchArgs {
     /// Seconds each network measurement lasts.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// The networks, as SEG+ENC (see `diarist diarize --help`).
+    #[arg(long, value_name = "SEG+ENC", value_parser = super::parse_models, default_value_t)]
+    models: ModelChoice,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -99,9 +103,10 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
         args.seconds
     );
     let dir = args.engine.models_dir();
-    let segmentation = Segmentation::load(&dir, &device)?;
+    let segmentation = Segmentation::load(args.models.segmentation, &dir, &device)?;
     let encoder = SpeakerEncoder::load(&dir, &device)?;
     let mel = MelFrontend::new();
+    let window_s = segmentation.geometry().window_s();
     println!();
     // A GPU is measured at the batch sizes the pipeline uses as well, with
     // the share of the time the host spent issuing work (the rest it waited).
@@ -110,17 +115,20 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         (&[1, 8, 32, 256], true)
     };
+    // The PyTorch baseline was measured on 5 s windows.
+    let torch_ms = TORCH_MS_PER_WINDOW * window_s / 5.0;
     println!(
-        "segmentation (5 s windows)   windows/s   ms/window   PyTorch ms/window   speed-up{}",
+        "segmentation {} ({window_s} s windows)   windows/s   ms/window   PyTorch ms/window   speed-up{}",
+        args.models.segmentation.name(),
         if host_column { "   host issuing" } else { "" }
     );
     for &batch in batches {
         let t = segmentation_throughput(&segmentation, &device, batch, args.seconds)?;
         let ms = 1000.0 / t.windows_per_s;
         print!(
-            "  batch {batch:>3}                  {:>9.1}   {ms:>9.2}   {TORCH_MS_PER_WINDOW:>17.1}   {:>7.2}×",
+            "  batch {batch:>3}                  {:>9.1}   {ms:>9.2}   {torch_ms:>17.1}   {:>7.2}×",
             t.windows_per_s,
-            TORCH_MS_PER_WINDOW / ms
+            torch_ms / ms
         );
         if host_column {
             print!("   {:>11.0} %", 100.0 * t.host_share);
@@ -132,7 +140,9 @@ fn networks(args: &BenchArgs) -> anyhow::Result<()> {
         println!(
             "  where a batch of {batch} windows of one signal spends its time (device synchronised after each stage):"
         );
-        for (stage, seconds) in segmentation_stage_times(&segmentation, &device, batch, 3)? {
+        let step_s = PipelineParams::tuned(args.models).step_s;
+        let step = (step_s * diarist::audio::SAMPLE_RATE as f64).round() as usize;
+        for (stage, seconds) in segmentation_stage_times(&segmentation, &device, batch, step, 3)? {
             println!("    {stage:<32} {:>8.2} ms", 1000.0 * seconds);
         }
     }
@@ -181,7 +191,13 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
     let mut gpu: Option<GpuMemory> = None;
     for run in 1..=args.jobs.max(1) {
         let started = Instant::now();
-        engine.submit(JobSpec::new(&path))?;
+        engine.submit(JobSpec {
+            path: path.clone(),
+            options: DiarizeOptions {
+                models: Some(args.models),
+                ..DiarizeOptions::default()
+            },
+        })?;
         let result = loop {
             match events.recv().context("the engine stopped")? {
                 Event::Done {
@@ -245,9 +261,12 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
     println!("parity: {backend} ({reason}) against the CPU");
     let dir = args.engine.models_dir();
     let samples = diarist::audio::decode_file(&bundled_sample())?;
+    let model = args.models.segmentation;
+    let geo = model.geometry();
     // Every 0.5 s window of the sample, as pyannote cuts them; the networks
     // take them as one signal, the way the pipeline runs them.
-    let n = (samples.len() - 80_000) / 8_000 + 1;
+    let step = diarist::audio::SAMPLE_RATE as usize / 2;
+    let n = (samples.len() - geo.window_samples) / step + 1;
     let mel = MelFrontend::new().mel(&samples);
     let partials: Vec<f32> = (0..(mel.len() - 160) / 80 + 1)
         .flat_map(|p| mel[p * 80..p * 80 + 160].iter().flatten().copied())
@@ -255,12 +274,12 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
     let m = partials.len() / (160 * 40);
     let mut outputs = Vec::new();
     for device in [candle_core::Device::Cpu, device] {
-        let seg = Segmentation::load(&dir, &device)?;
+        let seg = Segmentation::load(model, &dir, &device)?;
         let enc = SpeakerEncoder::load(&dir, &device)?;
         let signal = candle_core::Tensor::from_slice(&samples, samples.len(), &device)?;
         let mels = candle_core::Tensor::from_slice(&partials, (m, 160, 40), &device)?;
         let scores = seg
-            .forward_windows(&signal, 8_000)?
+            .forward_windows(&signal, step)?
             .flatten_all()?
             .to_device(&candle_core::Device::Cpu)?
             .to_vec1::<f32>()?;
@@ -272,9 +291,11 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
         outputs.push((scores, embeddings));
     }
     let (cpu, other) = (&outputs[0], &outputs[1]);
+    let classes = model.config().num_classes();
     println!(
-        "segmentation: {n} windows, |cpu - {backend}| {}",
-        DiffStats::of(&cpu.0, &other.0, 293 * 3)
+        "segmentation {}: {n} windows, |cpu - {backend}| {}",
+        model.name(),
+        DiffStats::of(&cpu.0, &other.0, geo.frames_per_window * classes)
     );
     println!(
         "embedding: {m} partials, |cpu - {backend}| {}",
@@ -359,7 +380,13 @@ fn oom_check(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("engine-ready"), b"")?;
     wait_for("ballast-ready")?;
     let run_job = |label: &str| -> anyhow::Result<()> {
-        engine.submit(JobSpec::new(&path))?;
+        engine.submit(JobSpec {
+            path: path.clone(),
+            options: DiarizeOptions {
+                models: Some(args.models),
+                ..DiarizeOptions::default()
+            },
+        })?;
         loop {
             match events.recv()? {
                 Event::Fallback { from, reason, .. } => {

@@ -37,10 +37,15 @@ pub struct DiarizeArgs {
     /// At most this many speakers.
     #[arg(long)]
     max_speakers: Option<usize>,
-    /// Seconds between consecutive 5 s analysis windows (smaller: slower,
+    /// Seconds between consecutive analysis windows (smaller: slower,
     /// sometimes more precise).
     #[arg(long, value_name = "SECONDS")]
     step: Option<f64>,
+    /// The networks, as SEG+ENC: SEG is 2022 (pyannote/segmentation
+    /// 2022.07, 5 s windows) or 3.0 (pyannote/segmentation-3.0, 10 s
+    /// windows); ENC is ge2e. Default: 2022+ge2e.
+    #[arg(long, value_name = "SEG+ENC", value_parser = super::parse_models)]
+    models: Option<diarist::ModelChoice>,
     /// Append one JSON line per job (file, duration, wall time, real-time
     /// factor, backend, fallback) to this file.
     #[arg(long, value_name = "FILE")]
@@ -60,6 +65,7 @@ pub fn run(args: DiarizeArgs) -> anyhow::Result<ExitCode> {
             args.max_speakers,
         )?,
         step_s: args.step,
+        models: args.models,
     };
     let files = inputs::expand(&args.inputs)?;
     if files.is_empty() {

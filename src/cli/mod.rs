@@ -46,14 +46,20 @@ pub struct EngineArgs {
     device: DevicePreference,
     /// Folder holding the model weights (default: the bundled models/).
     #[arg(long, value_name = "DIR")]
-    models: Option<PathBuf>,
-    /// Most 5 s windows per network call on a GPU (fewer when free memory
-    /// is short; the CPU uses at most 16).
+    models_dir: Option<PathBuf>,
+    /// Most segmentation windows per network call on a GPU (fewer when free
+    /// memory is short; the CPU uses at most 16).
     #[arg(long, value_name = "N", default_value_t = diarist::runtime::DEFAULT_MAX_BATCH)]
     max_batch: usize,
 }
 
 fn parse_device(s: &str) -> Result<DevicePreference, String> {
+    s.parse().map_err(|e: diarist::Error| e.to_string())
+}
+
+/// `--models SEG+ENC`: SEG is 2022 (pyannote/segmentation 2022.07) or 3.0
+/// (pyannote/segmentation-3.0), ENC is ge2e.
+fn parse_models(s: &str) -> Result<diarist::ModelChoice, String> {
     s.parse().map_err(|e: diarist::Error| e.to_string())
 }
 
@@ -67,7 +73,7 @@ impl EngineArgs {
     }
 
     fn models_dir(&self) -> PathBuf {
-        self.models
+        self.models_dir
             .clone()
             .unwrap_or_else(diarist::models::weights::default_models_dir)
     }

@@ -23,6 +23,41 @@ pub const PARTIALS_PER_SECOND: f64 = 1.3;
 /// A trailing partial is kept only if the audio fills this much of it.
 pub const MIN_COVERAGE: f64 = 0.75;
 
+/// Dimension of a GE2E embedding.
+pub const EMBEDDING_DIM: usize = 256;
+/// Mel frames in one partial utterance (1.6 s).
+pub const PARTIAL_FRAMES: usize = 160;
+
+/// The speaker encoders a pipeline can embed local speakers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EmbeddingModel {
+    /// Resemblyzer's GE2E d-vectors (this module).
+    #[default]
+    Ge2e,
+}
+
+impl EmbeddingModel {
+    /// Its name on the command line: "ge2e".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ge2e => "ge2e",
+        }
+    }
+}
+
+impl std::str::FromStr for EmbeddingModel {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "ge2e" => Ok(Self::Ge2e),
+            _ => Err(crate::Error::InvalidOption(format!(
+                "unknown speaker encoder {s:?} (expected ge2e)"
+            ))),
+        }
+    }
+}
+
 /// Resemblyzer's `hparams.py` model constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpeakerEncoderConfig {
@@ -40,8 +75,8 @@ impl Default for SpeakerEncoderConfig {
             mel_channels: N_MELS,
             hidden_size: 256,
             num_layers: 3,
-            embedding_size: 256,
-            partial_frames: 160,
+            embedding_size: EMBEDDING_DIM,
+            partial_frames: PARTIAL_FRAMES,
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The two pretrained networks, in candle. Tensors in, tensors out: no notion
+//! The pretrained networks, in candle. Tensors in, tensors out: no notion
 //! of seconds, files or speakers lives here.
 
 pub mod embedding;
 pub mod lstm;
 pub mod mel;
+pub mod powerset;
 pub mod segmentation;
 pub mod sincnet;
 mod sincnet_cpu;

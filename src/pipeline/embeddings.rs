@@ -8,12 +8,11 @@
 //! none qualifies, every partial it speaks in counts, and the embedding is
 //! marked unclean so it is assigned but never shapes the clusters.
 
-use super::binarize::hysteresis;
-use super::frames::{
-    FRAME_SPAN, FRAME_STEP, LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES,
-};
+use super::binarize::{Active, binarize};
+use super::frames::{LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES};
 use super::infer::{EMBEDDING_DIM, Inferred};
 use super::params::PipelineParams;
+use crate::models::segmentation::Geometry;
 
 /// A local speaker of one window, with what clustering needs to know.
 #[derive(Debug, Clone)]
@@ -29,11 +28,11 @@ pub struct LocalSpeaker {
 }
 
 /// Binarised activities of every window, kept for reconstruction.
-pub type Binarized = Vec<[[bool; LOCAL_SPEAKERS]; WINDOW_FRAMES]>;
+pub type Binarized = Vec<Active>;
 
 pub fn binarize_all(inferred: &Inferred, params: &PipelineParams) -> Binarized {
     (0..inferred.num_windows())
-        .map(|c| hysteresis(inferred.window(c), params.onset, params.offset))
+        .map(|c| binarize(inferred.window(c), params))
         .collect()
 }
 
@@ -59,13 +58,14 @@ pub fn local_speakers(
 }
 
 /// The local speakers of one window (`window` is its index, `window_start`
-/// its first sample) from the partials on the grid of `partial_step`
+/// its first sample, `active` its binarised frames, from the segmentation
+/// `params.models` names) from the partials on the grid of `partial_step`
 /// samples; `partial(p)` is `None` for a partial not computed (yet).
 /// Shared by the offline pipeline and the live one.
 pub fn window_speakers<'a>(
     window: usize,
     window_start: usize,
-    active: &[[bool; LOCAL_SPEAKERS]; WINDOW_FRAMES],
+    active: &[[bool; LOCAL_SPEAKERS]],
     partial_step: usize,
     partial: &dyn Fn(usize) -> Option<&'a [f32]>,
     params: &PipelineParams,
@@ -76,7 +76,8 @@ pub fn window_speakers<'a>(
     let mut any_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
     let mut clean_weight = [0f32; LOCAL_SPEAKERS];
     let mut any_weight = [0f32; LOCAL_SPEAKERS];
-    for w in partial_weights(window_start, active, partial_step, usize::MAX, params) {
+    let geo = params.models.segmentation.geometry();
+    for w in partial_weights(&geo, window_start, active, partial_step, usize::MAX, params) {
         let Some(embedding) = partial(w.partial) else {
             continue;
         };
@@ -141,25 +142,32 @@ struct PartialWeight {
 }
 
 /// The partials (on a grid of `partial_step` samples, fewer than
-/// `num_partials`) lying inside the window that starts at sample
+/// `num_partials`) lying inside the window of `geo` that starts at sample
 /// `window_start`, with their weights for each of its local speakers
 /// (`active`: the window's binarised activities).
 fn partial_weights<'a>(
+    geo: &'a Geometry,
     window_start: usize,
-    active: &'a [[bool; LOCAL_SPEAKERS]; WINDOW_FRAMES],
+    active: &'a [[bool; LOCAL_SPEAKERS]],
     partial_step: usize,
     num_partials: usize,
     params: &'a PipelineParams,
 ) -> impl Iterator<Item = PartialWeight> + 'a {
     let partial_len = PARTIAL_FRAMES * MEL_HOP;
     let first = window_start.div_ceil(partial_step);
-    let last = (window_start + WINDOW_SAMPLES)
+    let last = (window_start + geo.window_samples)
         .checked_sub(partial_len)
         .map_or(0, |end| end / partial_step + 1)
         .min(num_partials);
     (first..last.max(first)).filter_map(move |p| {
         let span_start = p * partial_step;
-        let frames = frames_within(window_start, span_start, span_start + partial_len);
+        let frames = frames_within(
+            geo,
+            active.len(),
+            window_start,
+            span_start,
+            span_start + partial_len,
+        );
         if frames.is_empty() {
             return None;
         }
@@ -200,7 +208,7 @@ fn partial_weights<'a>(
 }
 
 /// The partials whose embeddings `local_speakers` reads for window `c`
-/// (`scores`: its (293, 3) activities): a speaker's clean partials, or when
+/// (`scores`: its (frames, 3) activities): a speaker's clean partials, or when
 /// it has none, every partial it talks in. No other partial changes the
 /// result, so the speaker encoder can skip them (silence, overlap, turn
 /// edges of speakers that have clean partials elsewhere in the window).
@@ -211,9 +219,11 @@ pub fn partials_used(
     params: &PipelineParams,
     used: &mut Vec<usize>,
 ) {
-    let active = hysteresis(scores, params.onset, params.offset);
+    let active = binarize(scores, params);
     let partial_step = grid.partial_grid * MEL_HOP; // samples
+    let geo = params.models.segmentation.geometry();
     let weights: Vec<PartialWeight> = partial_weights(
+        &geo,
         c * grid.step,
         &active,
         partial_step,
@@ -234,16 +244,19 @@ pub fn partials_used(
     }
 }
 
-/// Window-relative segmentation frames whose middle lies in `[from, to)`
-/// (absolute samples).
-fn frames_within(window_start: usize, from: usize, to: usize) -> std::ops::Range<usize> {
-    let middle = |i: usize| window_start + i * FRAME_STEP + FRAME_SPAN / 2;
-    let first = (0..WINDOW_FRAMES)
-        .find(|&i| middle(i) >= from)
-        .unwrap_or(WINDOW_FRAMES);
-    let last = (first..WINDOW_FRAMES)
-        .find(|&i| middle(i) >= to)
-        .unwrap_or(WINDOW_FRAMES);
+/// Frames (of the `frames` of a window of `geo` starting at sample
+/// `window_start`) whose middle lies in `[from, to)` (absolute samples).
+fn frames_within(
+    geo: &Geometry,
+    frames: usize,
+    window_start: usize,
+    from: usize,
+    to: usize,
+) -> std::ops::Range<usize> {
+    let middle =
+        |i: usize| window_start + i * geo.frame_step_samples + geo.receptive_field_samples / 2;
+    let first = (0..frames).find(|&i| middle(i) >= from).unwrap_or(frames);
+    let last = (first..frames).find(|&i| middle(i) >= to).unwrap_or(frames);
     first..last
 }
 
@@ -262,12 +275,20 @@ fn normalized(x: &[f32]) -> Option<Vec<f32>> {
 mod tests {
     use super::*;
 
+    use crate::models::segmentation::SegmentationModel;
+
     #[test]
     fn frames_within_a_partial() {
+        let geo = SegmentationModel::Pyannote2022.geometry();
+        let frames = geo.frames_per_window;
         // A partial starting with the window covers the first 1.6 s = 25 600
         // samples: frame middles 495 + 270·i < 25 600 → i ≤ 92.
-        let r = frames_within(0, 0, 25_600);
+        let r = frames_within(&geo, frames, 0, 0, 25_600);
         assert_eq!(r, 0..93);
-        assert!(frames_within(0, 90_000, 100_000).is_empty());
+        assert!(frames_within(&geo, frames, 0, 90_000, 100_000).is_empty());
+        // A 10 s window holds 90 000-100 000 (frames 332-368).
+        let geo = SegmentationModel::Pyannote3.geometry();
+        let r = frames_within(&geo, geo.frames_per_window, 0, 90_000, 100_000);
+        assert_eq!(r, 332..369);
     }
 }

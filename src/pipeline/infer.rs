@@ -1,6 +1,6 @@
 //! Pass one over the audio: decode, run the segmentation network on sliding
-//! 5 s windows and the speaker encoder on a fixed grid of 1.6 s partials, in
-//! batches, as the samples arrive.
+//! windows (5 or 10 s, as the model was trained) and the speaker encoder on
+//! a fixed grid of 1.6 s partials, in batches, as the samples arrive.
 //!
 //! Nothing here holds the whole recording: samples are dropped once every
 //! window and mel frame that needs them is done, so a 4-hour file costs the
@@ -9,28 +9,26 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Module, Tensor};
 
 use super::embeddings::{PartialGrid, partials_used};
 use super::feed::Arrival;
-use super::frames::{
-    LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES, num_windows,
-};
+use super::frames::{LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, live_geometry, num_windows};
 use crate::audio::AudioStream;
 use crate::error::{Error, Result};
 use crate::models::embedding::SpeakerEncoder;
-use crate::models::mel::{MelFrontend, N_MELS};
-use crate::models::segmentation::Segmentation;
+use crate::models::mel::{self, MelFrontend, N_MELS};
+use crate::models::segmentation::{Geometry, Segmentation};
 use crate::progress::{Progress, Stage};
 
 use super::params::PipelineParams;
 
 /// Samples of zeros librosa puts on each side (`center=True`, n_fft 400).
-pub(crate) const MEL_PAD: usize = 200;
+pub(crate) const MEL_PAD: usize = mel::CENTER_PAD_SAMPLES;
 /// Samples one mel frame reads.
-pub(crate) const MEL_WINDOW: usize = 400;
+pub(crate) const MEL_WINDOW: usize = mel::WINDOW_SAMPLES;
 /// Dimension of a GE2E embedding.
-pub const EMBEDDING_DIM: usize = 256;
+pub const EMBEDDING_DIM: usize = crate::models::embedding::EMBEDDING_DIM;
 
 /// Where 16 kHz mono samples come from: a file being decoded, or memory.
 pub trait SampleSource: Send {
@@ -89,9 +87,12 @@ pub struct Networks<'a> {
 #[derive(Debug, Default)]
 pub struct Inferred {
     pub num_samples: usize,
+    /// The segmentation's windows and frames.
+    pub geometry: Geometry,
     /// Samples between window starts.
     pub step: usize,
-    /// (windows, 293, 3) speaker activities, row-major.
+    /// (windows, frames, 3) local speaker activities in [0, 1], row-major
+    /// (`Segmentation::speaker_activities`: 0 or 1 for a powerset model).
     pub activity: Vec<f32>,
     /// Mel frames between partial starts.
     pub partial_grid: usize,
@@ -114,13 +115,18 @@ pub struct Inferred {
 }
 
 impl Inferred {
-    pub fn num_windows(&self) -> usize {
-        self.activity.len() / (WINDOW_FRAMES * LOCAL_SPEAKERS)
+    /// Activities per window: frames × local speakers.
+    fn window_len(&self) -> usize {
+        self.geometry.frames_per_window * LOCAL_SPEAKERS
     }
 
-    /// (293, 3) activities of window `c`.
+    pub fn num_windows(&self) -> usize {
+        self.activity.len() / self.window_len()
+    }
+
+    /// (frames, 3) activities of window `c`.
     pub fn window(&self, c: usize) -> &[f32] {
-        let n = WINDOW_FRAMES * LOCAL_SPEAKERS;
+        let n = self.window_len();
         &self.activity[c * n..(c + 1) * n]
     }
 
@@ -183,7 +189,9 @@ fn consume(
     selection: PartialSelection,
     progress: &mut dyn Progress,
 ) -> Result<Inferred> {
+    let geo = nets.segmentation.geometry();
     let mut out = Inferred {
+        geometry: geo,
         step,
         partial_grid: grid,
         ..Inferred::default()
@@ -230,7 +238,7 @@ fn consume(
         // Segmentation windows whose samples are all here (or all there will
         // be), in batches; at the end, whatever is left.
         let windows_total = if eof {
-            num_windows(num_samples, step)
+            num_windows(&geo, num_samples, step)
         } else {
             usize::MAX
         };
@@ -277,7 +285,8 @@ fn consume(
                         }
                     }
                 }
-                let expected = hint.map_or(next_window, |h| num_windows(h, step).max(next_window));
+                let expected =
+                    hint.map_or(next_window, |h| num_windows(&geo, h, step).max(next_window));
                 if progress
                     .update(Stage::Segmentation, next_window, expected)
                     .is_break()
@@ -287,7 +296,7 @@ fn consume(
                 continue;
             }
             if next_window >= windows_total
-                || (!eof && next_window * step + WINDOW_SAMPLES > num_samples)
+                || (!eof && next_window * step + geo.window_samples > num_samples)
             {
                 break;
             }
@@ -402,15 +411,16 @@ fn run_segmentation(
     let started = Instant::now();
     let step = out.step;
     let start = pending.first * step;
-    let len = (pending.count - 1) * step + WINDOW_SAMPLES;
+    let len = (pending.count - 1) * step + out.geometry.window_samples;
     let real = out.num_samples.saturating_sub(start).min(len);
     let from = start + MEL_PAD - pending.base;
     span.clear();
     span.extend_from_slice(&pending.padded[from..from + real]);
     span.resize(len, 0.0);
     let signal = Tensor::from_slice(span, len, nets.device)?;
-    let scores = nets.segmentation.forward_windows(&signal, step)?; // (count, 293, 3)
-    out.activity.extend(host_values(&scores)?);
+    let scores = nets.segmentation.forward_windows(&signal, step)?; // (count, frames, classes)
+    let activity = nets.segmentation.speaker_activities(&scores)?; // (count, frames, 3)
+    out.activity.extend(host_values(&activity)?);
     out.segmentation_s += started.elapsed().as_secs_f64();
     Ok(())
 }
@@ -456,13 +466,22 @@ fn read_embeddings(in_flight: &mut Vec<EncoderBatch>, out: &mut Inferred) -> Res
     Ok(())
 }
 
-/// Segmentation of whole 5 s windows laid end to end in `windows`:
-/// (windows, 293, 3) activities, row-major.
+/// Segmentation of whole live windows (`frames::WINDOW_SAMPLES`) laid end
+/// to end in `windows`: (windows, frames, 3) activities, row-major. The
+/// live path is laid out for segmentation 2022.07's windows; other models
+/// are refused.
 pub fn segment(nets: &Networks, windows: &[f32]) -> Result<Vec<f32>> {
-    let n = windows.len() / WINDOW_SAMPLES;
-    let wav = Tensor::from_slice(windows, (n, 1, WINDOW_SAMPLES), nets.device)?;
-    let scores = nets.segmentation.forward(&wav)?; // (n, 293, 3)
-    host_values(&scores)
+    let geo = nets.segmentation.geometry();
+    if geo != live_geometry() {
+        return Err(Error::InvalidOption(format!(
+            "live diarization runs segmentation 2022.07 only (this model has {} s windows)",
+            geo.window_s()
+        )));
+    }
+    let n = windows.len() / geo.window_samples;
+    let wav = Tensor::from_slice(windows, (n, 1, geo.window_samples), nets.device)?;
+    let scores = nets.segmentation.forward(&wav)?; // (n, frames, classes)
+    host_values(&nets.segmentation.speaker_activities(&scores)?)
 }
 
 /// GE2E embeddings of 160-frame mel partials laid end to end in `mels`:

@@ -15,14 +15,16 @@ pub mod params;
 pub mod reconstruct;
 pub(crate) mod vector;
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::Device;
 
 pub use diarizer::{Diarizer, JobSpec};
 pub use infer::{Batches, PartialSelection, SampleSource, SliceSource};
-pub use options::{DiarizeOptions, SpeakerCount};
+pub use options::{DiarizeOptions, ModelChoice, SpeakerCount};
 pub use params::PipelineParams;
 
 use crate::audio::{AudioStream, SAMPLE_RATE};
@@ -30,12 +32,15 @@ use crate::diarization::{Diarization, StageTimings, Turn};
 use crate::error::{Error, Result};
 use crate::models::embedding::SpeakerEncoder;
 use crate::models::mel::MelFrontend;
-use crate::models::segmentation::Segmentation;
+use crate::models::segmentation::{Segmentation, SegmentationModel};
 use crate::progress::{Progress, Stage};
 
-/// Both networks loaded on one device, plus the recipe's parameters.
+/// The networks on one device, plus the recipe's parameters.
 pub struct Pipeline {
-    segmentation: Segmentation,
+    models_dir: PathBuf,
+    /// Each segmentation checkpoint, in `SegmentationModel::ALL` order,
+    /// loaded when a job first asks for it (the parameters' one at load).
+    segmentations: [OnceLock<Segmentation>; SegmentationModel::ALL.len()],
     encoder: SpeakerEncoder,
     mel: MelFrontend,
     device: Device,
@@ -43,20 +48,51 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Loads (and checksums) both weight files from `models_dir` onto `device`.
+    /// Loads (and checksums) the default networks' weight files from
+    /// `models_dir` onto `device`.
     pub fn load(models_dir: &Path, device: &Device) -> Result<Self> {
-        Ok(Self {
-            segmentation: Segmentation::load(models_dir, device)?,
+        let pipeline = Self {
+            models_dir: models_dir.to_path_buf(),
+            segmentations: Default::default(),
             encoder: SpeakerEncoder::load(models_dir, device)?,
             mel: MelFrontend::new(),
             device: device.clone(),
             params: PipelineParams::default(),
-        })
+        };
+        pipeline.segmentation(pipeline.params.models.segmentation)?;
+        Ok(pipeline)
     }
 
-    pub fn with_params(mut self, params: PipelineParams) -> Self {
+    /// Runs with `params` (and the networks they name, loaded now) unless a
+    /// job asks for other networks.
+    pub fn with_params(mut self, params: PipelineParams) -> Result<Self> {
+        self.segmentation(params.models.segmentation)?;
         self.params = params;
-        self
+        Ok(self)
+    }
+
+    /// `model`, loaded on first use.
+    fn segmentation(&self, model: SegmentationModel) -> Result<&Segmentation> {
+        let index = SegmentationModel::ALL
+            .iter()
+            .position(|&m| m == model)
+            .unwrap_or_default();
+        let slot = &self.segmentations[index];
+        if let Some(loaded) = slot.get() {
+            return Ok(loaded);
+        }
+        let loaded = Segmentation::load(model, &self.models_dir, &self.device)?;
+        Ok(slot.get_or_init(|| loaded))
+    }
+
+    /// The parameters a job that runs `models` uses: the pipeline's own when
+    /// they are for those networks, else those networks' tuned ones.
+    fn params_for(&self, models: ModelChoice) -> Cow<'_, PipelineParams> {
+        if models == self.params.models {
+            Cow::Borrowed(&self.params)
+        } else {
+            Cow::Owned(PipelineParams::tuned(models))
+        }
     }
 
     pub fn params(&self) -> &PipelineParams {
@@ -67,15 +103,19 @@ impl Pipeline {
         &self.device
     }
 
-    /// The loaded networks, for code that drives them window by window
-    /// (the live pipeline).
-    pub fn networks(&self) -> infer::Networks<'_> {
-        infer::Networks {
-            segmentation: &self.segmentation,
+    /// The parameters' networks, for code that drives them window by
+    /// window (the live pipeline).
+    pub fn networks(&self) -> Result<infer::Networks<'_>> {
+        self.networks_for(self.params.models)
+    }
+
+    fn networks_for(&self, models: ModelChoice) -> Result<infer::Networks<'_>> {
+        Ok(infer::Networks {
+            segmentation: self.segmentation(models.segmentation)?,
             encoder: &self.encoder,
             mel: &self.mel,
             device: &self.device,
-        }
+        })
     }
 
     /// "cpu", "cuda" or "metal".
@@ -137,10 +177,13 @@ impl Pipeline {
         progress: &mut dyn Progress,
     ) -> Result<Diarization> {
         let started = Instant::now();
-        let step_s = options.step_s.unwrap_or(self.params.step_s);
-        if !(0.1..=5.0).contains(&step_s) {
+        let params = self.params_for(options.models.unwrap_or(self.params.models));
+        let params = params.as_ref();
+        let window_s = params.models.segmentation.geometry().window_s();
+        let step_s = options.step_s.unwrap_or(params.step_s);
+        if !(0.1..=window_s).contains(&step_s) {
             return Err(Error::InvalidOption(format!(
-                "step must be between 0.1 and 5 seconds, got {step_s}"
+                "step must be between 0.1 and {window_s} seconds (the window), got {step_s}"
             )));
         }
         let step = (step_s * SAMPLE_RATE as f64).round() as usize;
@@ -148,14 +191,14 @@ impl Pipeline {
             windows: batches.windows.max(1),
             partials: batches.partials.max(1),
         };
-        let nets = self.networks();
+        let nets = self.networks_for(params.models)?;
         let inferred = infer::infer(
             &nets,
             source,
             step,
-            self.params.partial_grid,
+            params.partial_grid,
             batches,
-            infer::PartialSelection::UsedBy(&self.params),
+            infer::PartialSelection::UsedBy(params),
             progress,
         )?;
         let mut timings = StageTimings {
@@ -168,19 +211,18 @@ impl Pipeline {
 
         let stage_started = Instant::now();
         checkpoint(progress, Stage::Embedding)?;
-        let binarized = embeddings::binarize_all(&inferred, &self.params);
-        let speakers = embeddings::local_speakers(&inferred, &binarized, &self.params);
+        let binarized = embeddings::binarize_all(&inferred, params);
+        let speakers = embeddings::local_speakers(&inferred, &binarized, params);
         timings.embedding_s += stage_started.elapsed().as_secs_f64();
 
         let stage_started = Instant::now();
         checkpoint(progress, Stage::Clustering)?;
-        let clustering = clustering::cluster(&speakers, options.speakers, &self.params);
+        let clustering = clustering::cluster(&speakers, options.speakers, params);
         timings.clustering_s = stage_started.elapsed().as_secs_f64();
 
         let stage_started = Instant::now();
         checkpoint(progress, Stage::Reconstruction)?;
-        let raw =
-            reconstruct::reconstruct(&inferred, &binarized, &speakers, &clustering, &self.params);
+        let raw = reconstruct::reconstruct(&inferred, &binarized, &speakers, &clustering, params);
         let (turns, order) = label_by_first_appearance(raw);
         timings.reconstruction_s = stage_started.elapsed().as_secs_f64();
         timings.total_s = started.elapsed().as_secs_f64();

@@ -3,6 +3,53 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::models::embedding::EmbeddingModel;
+use crate::models::segmentation::SegmentationModel;
+
+/// The networks a job runs, written `SEG+ENC`: "2022+ge2e" (the default)
+/// or "3.0+ge2e".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ModelChoice {
+    pub segmentation: SegmentationModel,
+    pub embedding: EmbeddingModel,
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (seg, enc) = s.split_once('+').ok_or_else(|| {
+            Error::InvalidOption(format!(
+                "models are written SEG+ENC (e.g. 3.0+ge2e), got {s:?}"
+            ))
+        })?;
+        Ok(Self {
+            segmentation: seg.trim().parse()?,
+            embedding: enc.trim().parse()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ModelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{}", self.segmentation.name(), self.embedding.name())
+    }
+}
+
+impl TryFrom<String> for ModelChoice {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<ModelChoice> for String {
+    fn from(m: ModelChoice) -> Self {
+        m.to_string()
+    }
+}
 
 /// How many speakers to look for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,9 +116,12 @@ impl SpeakerCount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiarizeOptions {
     pub speakers: SpeakerCount,
-    /// Step between consecutive 5 s segmentation windows, in seconds; `None`
+    /// Step between consecutive segmentation windows, in seconds; `None`
     /// takes the tuned default.
     pub step_s: Option<f64>,
+    /// The networks to run; `None` takes the pipeline's.
+    #[serde(default)]
+    pub models: Option<ModelChoice>,
 }
 
 impl Default for DiarizeOptions {
@@ -79,6 +129,7 @@ impl Default for DiarizeOptions {
         Self {
             speakers: SpeakerCount::Auto,
             step_s: None,
+            models: None,
         }
     }
 }
@@ -106,5 +157,27 @@ mod tests {
         assert!(SpeakerCount::from_flags(Some(2), Some(1), None).is_err());
         assert!(SpeakerCount::from_flags(None, Some(4), Some(2)).is_err());
         assert!(SpeakerCount::from_flags(Some(0), None, None).is_err());
+    }
+
+    #[test]
+    fn model_choice_round_trips() {
+        let choice: ModelChoice = "3.0+ge2e".parse().unwrap();
+        assert_eq!(choice.segmentation, SegmentationModel::Pyannote3);
+        assert_eq!(choice.to_string(), "3.0+ge2e");
+        assert_eq!(ModelChoice::default().to_string(), "2022+ge2e");
+        assert_eq!(
+            "2022.07+ge2e".parse::<ModelChoice>().unwrap(),
+            ModelChoice::default()
+        );
+        for bad in ["3.0", "3.0+", "4+ge2e", "2022+xvector"] {
+            assert!(bad.parse::<ModelChoice>().is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&choice).unwrap();
+        assert_eq!(json, "\"3.0+ge2e\"");
+        assert_eq!(serde_json::from_str::<ModelChoice>(&json).unwrap(), choice);
+        // Options saved before the field existed still load.
+        let old: DiarizeOptions =
+            serde_json::from_str(r#"{"speakers":{"mode":"auto"},"step_s":null}"#).unwrap();
+        assert_eq!(old.models, None);
     }
 }

@@ -7,12 +7,9 @@
 
 use super::clustering::Clustering;
 use super::embeddings::{Binarized, LocalSpeaker};
-use super::frames::{
-    FRAME_STEP, LOCAL_SPEAKERS, WINDOW_FRAMES, frame_middle_s, total_frames, window_first_frame,
-};
+use super::frames::{LOCAL_SPEAKERS, frame_middle_s, total_frames, window_first_frame};
 use super::infer::Inferred;
 use super::params::PipelineParams;
-use crate::audio::SAMPLE_RATE;
 
 /// One speaker's stretch of speech, before labelling.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +27,8 @@ pub fn reconstruct(
     params: &PipelineParams,
 ) -> Vec<RawTurn> {
     let k = clustering.num_clusters;
-    let frames = total_frames(inferred.num_samples);
+    let geo = &inferred.geometry;
+    let frames = total_frames(geo, inferred.num_samples);
     if k == 0 || frames == 0 {
         return Vec::new();
     }
@@ -45,9 +43,9 @@ pub fn reconstruct(
     }
     for (c, active) in binarized.iter().enumerate() {
         let scores = inferred.window(c);
-        let first = window_first_frame(c * inferred.step);
+        let first = window_first_frame(geo, c * inferred.step);
         let map = &local_to_global[c];
-        for i in 0..WINDOW_FRAMES {
+        for i in 0..geo.frames_per_window {
             let f = first + i;
             if f >= frames {
                 break;
@@ -99,8 +97,8 @@ pub fn reconstruct(
         }
     }
 
-    let duration_s = inferred.num_samples as f64 / SAMPLE_RATE as f64;
-    let half_step = FRAME_STEP as f64 / SAMPLE_RATE as f64 / 2.0;
+    let duration_s = inferred.num_samples as f64 / geo.sample_rate as f64;
+    let half_step = geo.frame_step_samples as f64 / geo.sample_rate as f64 / 2.0;
     let mut turns = Vec::new();
     for g in 0..k {
         let mut runs: Vec<(f64, f64)> = Vec::new();
@@ -114,8 +112,8 @@ pub fn reconstruct(
             while f < frames && on[f * k + g] {
                 f += 1;
             }
-            let start = (frame_middle_s(first) - half_step).max(0.0);
-            let end = (frame_middle_s(f - 1) + half_step).min(duration_s);
+            let start = (frame_middle_s(geo, first) - half_step).max(0.0);
+            let end = (frame_middle_s(geo, f - 1) + half_step).min(duration_s);
             match runs.last_mut() {
                 Some(last) if start - last.1 < params.min_duration_off => last.1 = end,
                 _ => runs.push((start, end)),

@@ -1,7 +1,9 @@
 //! The two pretrained networks, in candle. Tensors in, tensors out: no notion
 //! of seconds, files or speakers lives here.
 
+pub mod campplus;
 pub mod embedding;
+pub mod fbank;
 pub mod lstm;
 #[cfg(feature = "cuda")]
 mod lstm_cuda;

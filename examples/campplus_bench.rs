@@ -2,8 +2,10 @@
 //! at batch 1 and 8, the embedding throughput (seconds of audio per second),
 //! and where the forward's time goes, stage by stage.
 //!
-//! `RAYON_NUM_THREADS=2 cargo run --release --example campplus_bench [reps]`
+//! `RAYON_NUM_THREADS=2 cargo run --release --example campplus_bench [reps] [wav]`
+//! (the weights come from `default_models_dir()`, so `DIARIST_MODELS` applies).
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,8 +21,13 @@ fn main() -> Result<()> {
         .nth(1)
         .map(|s| s.parse())
         .transpose()?
-        .unwrap_or(5);
-    let wav = sample_wav()?;
+        .unwrap_or(5)
+        .max(1);
+    let wav_path = std::env::args().nth(2).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/sample.wav"),
+        PathBuf::from,
+    );
+    let wav = read_wav(&wav_path)?;
     let clip_len = CLIP_S * SAMPLE_RATE_HZ as usize;
     anyhow::ensure!(
         wav.len() >= clip_len,
@@ -53,22 +60,30 @@ fn main() -> Result<()> {
         }
         let input = Tensor::from_vec(stacked, (batch, frames, N_MELS), &device)?;
         model.forward(&input)?; // warm-up
-        let started = Instant::now();
+        // On a shared machine the fastest call is the steadiest figure.
+        let mut calls = Vec::with_capacity(reps);
         for _ in 0..reps {
+            let started = Instant::now();
             model.forward(&input)?;
+            calls.push(started.elapsed().as_secs_f64());
         }
-        let per_call = started.elapsed().as_secs_f64() / reps as f64;
+        calls.sort_by(f64::total_cmp);
+        let (best, median) = (calls[0], calls[calls.len() / 2]);
         println!(
-            "forward batch {batch}: {:7.1} ms per call, {:6.1} s of audio per second",
-            per_call * 1e3,
-            (batch * CLIP_S) as f64 / per_call
+            "forward batch {batch}: best {:7.1} ms, median {:7.1} ms per call; \
+             {:6.1} s of audio per second (best), {:6.1} (median)",
+            best * 1e3,
+            median * 1e3,
+            (batch * CLIP_S) as f64 / best,
+            (batch * CLIP_S) as f64 / median
         );
         profile(&model, &input, reps)?;
     }
     Ok(())
 }
 
-/// Mean time of every stage of `frame_features`, and of the pooling.
+/// Mean time of every stage of `frame_features`, and of the pooling
+/// (CPU: every op has finished when the next stage starts).
 fn profile(model: &CamPlus, input: &Tensor, reps: usize) -> Result<()> {
     let mut totals: Vec<(String, Duration)> = Vec::new();
     for _ in 0..reps {
@@ -114,9 +129,15 @@ fn stage_name(stage: Stage) -> String {
     }
 }
 
-fn sample_wav() -> Result<Vec<f32>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/sample.wav");
-    let mut reader = hound::WavReader::open(&path).with_context(|| path.display().to_string())?;
+/// A 16 kHz mono PCM16 file as float32 in [-1, 1].
+fn read_wav(path: &Path) -> Result<Vec<f32>> {
+    let mut reader = hound::WavReader::open(path).with_context(|| path.display().to_string())?;
+    let spec = reader.spec();
+    anyhow::ensure!(
+        spec.sample_rate == SAMPLE_RATE_HZ && spec.channels == 1,
+        "{}: need 16 kHz mono",
+        path.display()
+    );
     reader
         .samples::<i16>()
         .map(|s| Ok(f32::from(s?) / 32768.0))

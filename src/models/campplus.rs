@@ -312,8 +312,22 @@ impl Head {
         })
     }
 
-    /// `(B, T, F)` → `(B, C·F/8, T)`.
+    /// `(B, T, F)` → `(B, C·F/8, T)`. On the CPU one item at a time: the
+    /// head's activations are 32 × 80 × T floats an item (10 MB for 10 s), and
+    /// at batch 8 every elementwise step would stream (and page-fault in) a
+    /// fresh 80 MB buffer.
     fn forward(&self, fbank: &Tensor) -> Result<Tensor> {
+        let batch = fbank.dim(0)?;
+        if batch > 1 && fbank.device().is_cpu() {
+            let items = (0..batch)
+                .map(|i| self.forward_batch(&fbank.narrow(0, i, 1)?))
+                .collect::<Result<Vec<_>>>()?;
+            return Tensor::cat(&items, 0);
+        }
+        self.forward_batch(fbank)
+    }
+
+    fn forward_batch(&self, fbank: &Tensor) -> Result<Tensor> {
         let xs = fbank.transpose(1, 2)?.unsqueeze(1)?.contiguous()?; // (B, 1, F, T)
         let mut xs = self.conv1.forward(&xs)?.relu()?; // (B, C, F, T)
         for layer in &self.layers {

@@ -1,7 +1,9 @@
 //! The pretrained networks, in candle. Tensors in, tensors out: no notion
 //! of seconds, files or speakers lives here.
 
+pub mod campplus;
 pub mod embedding;
+pub mod fbank;
 pub mod lstm;
 pub mod mel;
 pub mod powerset;

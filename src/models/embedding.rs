@@ -34,13 +34,34 @@ pub enum EmbeddingModel {
     /// Resemblyzer's GE2E d-vectors (this module).
     #[default]
     Ge2e,
+    /// 3D-Speaker's CAM++ (`models::campplus`).
+    CamPlus,
 }
 
 impl EmbeddingModel {
+    pub const ALL: [Self; 2] = [Self::Ge2e, Self::CamPlus];
+
     /// Its name on the command line: "ge2e".
     pub fn name(self) -> &'static str {
         match self {
             Self::Ge2e => "ge2e",
+            Self::CamPlus => "campplus",
+        }
+    }
+
+    /// Values in one embedding.
+    pub fn embedding_dim(self) -> usize {
+        match self {
+            Self::Ge2e => EMBEDDING_DIM,
+            Self::CamPlus => super::campplus::EMBEDDING_DIM,
+        }
+    }
+
+    /// Values in one frame of the features it reads (10 ms frames for both).
+    pub fn frame_width(self) -> usize {
+        match self {
+            Self::Ge2e => N_MELS,
+            Self::CamPlus => super::fbank::N_MELS,
         }
     }
 }
@@ -51,8 +72,9 @@ impl std::str::FromStr for EmbeddingModel {
     fn from_str(s: &str) -> crate::Result<Self> {
         match s {
             "ge2e" => Ok(Self::Ge2e),
+            "campplus" => Ok(Self::CamPlus),
             _ => Err(crate::Error::InvalidOption(format!(
-                "unknown speaker encoder {s:?} (expected ge2e)"
+                "unknown speaker encoder {s:?} (expected ge2e or campplus)"
             ))),
         }
     }

@@ -49,11 +49,12 @@ pub fn cluster(
     // Centring on the recording's mean embedding removes what every voice
     // in it shares (channel, room, noise), which GE2E otherwise folds into
     // every embedding, and spreads the voices apart.
-    let mean = mean_embedding(
+    let mut mean = mean_embedding(
         training
             .iter()
             .filter_map(|&i| speakers[i].embedding.as_deref()),
     );
+    mean.iter_mut().for_each(|m| *m *= params.centring);
     let centred: Vec<Option<Vec<f32>>> = speakers
         .iter()
         .map(|s| s.embedding.as_deref().map(|e| centre(e, &mean)))

@@ -10,7 +10,7 @@
 
 use super::binarize::{Active, binarize};
 use super::frames::{LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES};
-use super::infer::{EMBEDDING_DIM, Inferred};
+use super::infer::Inferred;
 use super::params::PipelineParams;
 use crate::models::segmentation::Geometry;
 
@@ -72,8 +72,9 @@ pub fn window_speakers<'a>(
 ) -> Vec<LocalSpeaker> {
     let counts: [usize; LOCAL_SPEAKERS] =
         std::array::from_fn(|k| active.iter().filter(|row| row[k]).count());
-    let mut clean_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
-    let mut any_sum = [[0f32; EMBEDDING_DIM]; LOCAL_SPEAKERS];
+    // Sized by the first partial read: every embedding has the encoder's width.
+    let mut clean_sum: [Vec<f32>; LOCAL_SPEAKERS] = Default::default();
+    let mut any_sum: [Vec<f32>; LOCAL_SPEAKERS] = Default::default();
     let mut clean_weight = [0f32; LOCAL_SPEAKERS];
     let mut any_weight = [0f32; LOCAL_SPEAKERS];
     let geo = params.models.segmentation.geometry();
@@ -260,7 +261,10 @@ fn frames_within(
     first..last
 }
 
-fn add_scaled(sum: &mut [f32; EMBEDDING_DIM], x: &[f32], w: f32) {
+fn add_scaled(sum: &mut Vec<f32>, x: &[f32], w: f32) {
+    if sum.is_empty() {
+        sum.resize(x.len(), 0.0);
+    }
     for (s, v) in sum.iter_mut().zip(x) {
         *s += w * v;
     }

@@ -13,22 +13,25 @@
 use std::sync::mpsc;
 use std::time::Instant;
 
+use super::encoder::Encoder;
 use super::frames::MEL_HOP;
 use super::infer::{MEL_PAD, SampleSource};
 use crate::error::{Error, Result};
-use crate::models::mel::{MelFrontend, N_MELS};
 
 /// Chunks the helper thread may run ahead (each ~4 s of audio).
 const CHUNKS_AHEAD: usize = 8;
 
-/// One decoded chunk and the mel frames it completes.
+/// One decoded chunk and the encoder's feature frames it completes.
 #[derive(Debug, Default)]
 pub(crate) struct Arrival {
     /// 16 kHz mono samples; empty at the end of the stream.
     pub samples: Vec<f32>,
-    /// Mel frames that could be computed once these samples arrived (at
-    /// the end, the rest, over librosa's trailing zeros).
-    pub mel: Vec<[f32; N_MELS]>,
+    /// Feature frames (row-major, the encoder's frame width) that could be
+    /// computed once these samples arrived (at the end, the rest, over the
+    /// trailing zeros).
+    pub frames: Vec<f32>,
+    /// How many frames `frames` holds.
+    pub num_frames: usize,
     pub decode_s: f64,
     pub features_s: f64,
 }
@@ -39,10 +42,10 @@ impl Arrival {
     }
 }
 
-/// Decodes `source` and computes its mel frames chunk by chunk.
+/// Decodes `source` and computes its feature frames chunk by chunk.
 struct Feed<'a> {
     source: &'a mut dyn SampleSource,
-    mel: &'a MelFrontend,
+    encoder: &'a Encoder,
     /// The samples the next mel frames read, preceded (at the start) by
     /// librosa's `center=True` zeros.
     tail: Vec<f32>,
@@ -50,10 +53,10 @@ struct Feed<'a> {
 }
 
 impl<'a> Feed<'a> {
-    fn new(source: &'a mut dyn SampleSource, mel: &'a MelFrontend) -> Self {
+    fn new(source: &'a mut dyn SampleSource, encoder: &'a Encoder) -> Self {
         Self {
             source,
-            mel,
+            encoder,
             tail: vec![0.0; MEL_PAD],
             done: false,
         }
@@ -82,8 +85,10 @@ impl Iterator for Feed<'_> {
             self.tail.resize(self.tail.len() + MEL_PAD, 0.0);
         }
         // A tail shorter than one frame gives none and keeps everything.
-        self.mel.frames_from_padded(&self.tail, &mut arrival.mel);
-        self.tail.drain(..arrival.mel.len() * MEL_HOP);
+        arrival.num_frames = self
+            .encoder
+            .frames_from_padded(&self.tail, &mut arrival.frames);
+        self.tail.drain(..arrival.num_frames * MEL_HOP);
         arrival.features_s = started.elapsed().as_secs_f64();
         Some(Ok(arrival))
     }
@@ -95,11 +100,11 @@ impl Iterator for Feed<'_> {
 /// returns early, the helper stops at its next chunk.
 pub(crate) fn with_arrivals<T>(
     source: &mut dyn SampleSource,
-    mel: &MelFrontend,
+    encoder: &Encoder,
     ahead: bool,
     consume: impl FnOnce(&mut dyn Iterator<Item = Result<Arrival>>) -> Result<T>,
 ) -> Result<T> {
-    let mut feed = Feed::new(source, mel);
+    let mut feed = Feed::new(source, encoder);
     if !ahead {
         return consume(&mut feed);
     }
@@ -128,6 +133,10 @@ pub(crate) fn with_arrivals<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::embedding::EmbeddingModel;
+    use crate::models::fbank::KaldiFbank;
+    use crate::models::mel::MelFrontend;
+    use crate::models::weights::default_models_dir;
     use crate::pipeline::SliceSource;
 
     fn signal(n: usize) -> Vec<f32> {
@@ -136,16 +145,32 @@ mod tests {
             .collect()
     }
 
-    fn collect(samples: &[f32], ahead: bool) -> (Vec<f32>, Vec<[f32; N_MELS]>, usize) {
-        let mel = MelFrontend::new();
+    fn encoder(model: EmbeddingModel) -> Encoder {
+        Encoder::load(model, &default_models_dir(), &candle_core::Device::Cpu)
+            .expect("shipped weights load")
+    }
+
+    fn ge2e_frames(samples: &[f32]) -> Vec<f32> {
+        MelFrontend::new()
+            .mel(samples)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn collect(encoder: &Encoder, samples: &[f32], ahead: bool) -> (Vec<f32>, Vec<f32>, usize) {
         let mut source = SliceSource::new(samples);
-        with_arrivals(&mut source, &mel, ahead, |arrivals| {
+        with_arrivals(&mut source, encoder, ahead, |arrivals| {
             let (mut all, mut frames, mut ends) = (Vec::new(), Vec::new(), 0);
             for arrival in arrivals {
                 let arrival = arrival?;
                 ends += usize::from(arrival.is_end());
                 all.extend_from_slice(&arrival.samples);
-                frames.extend_from_slice(&arrival.mel);
+                assert_eq!(
+                    arrival.frames.len(),
+                    arrival.num_frames * encoder.frame_width()
+                );
+                frames.extend_from_slice(&arrival.frames);
             }
             Ok((all, frames, ends))
         })
@@ -156,34 +181,44 @@ mod tests {
     fn chunked_frames_equal_whole_signal_frames_inline_and_ahead() {
         // Several decoder-sized chunks, ending mid-hop.
         let samples = signal(3 * 64 * 1024 + 1234);
-        let whole = MelFrontend::new().mel(&samples);
+        let ge2e = encoder(EmbeddingModel::Ge2e);
+        let whole = ge2e_frames(&samples);
         for ahead in [false, true] {
-            let (all, frames, ends) = collect(&samples, ahead);
+            let (all, frames, ends) = collect(&ge2e, &samples, ahead);
             assert_eq!(all, samples);
             assert_eq!(ends, 1, "exactly one end marker");
             assert_eq!(frames.len(), whole.len());
             assert!(frames == whole, "frames differ (ahead: {ahead})");
         }
+        // CAM++'s filterbank over the same padded stream, in one call.
+        let campplus = encoder(EmbeddingModel::CamPlus);
+        let mut padded = vec![0.0; MEL_PAD];
+        padded.extend_from_slice(&samples);
+        padded.resize(padded.len() + MEL_PAD, 0.0);
+        let whole = KaldiFbank::default().compute(&padded);
+        let (_, frames, _) = collect(&campplus, &samples, true);
+        assert!(frames == whole, "fbank frames differ");
     }
 
     #[test]
     fn empty_and_tiny_sources() {
-        let (all, frames, ends) = collect(&[], true);
+        let ge2e = encoder(EmbeddingModel::Ge2e);
+        let (all, frames, ends) = collect(&ge2e, &[], true);
         assert!(all.is_empty());
         assert_eq!(ends, 1);
         // librosa gives 1 + 0 / 160 frames of an empty signal, over zeros.
-        assert_eq!(frames.len(), 1);
+        assert_eq!(frames.len(), ge2e.frame_width());
         let tiny = signal(100);
-        let (_, frames, _) = collect(&tiny, false);
-        assert_eq!(frames, MelFrontend::new().mel(&tiny));
+        let (_, frames, _) = collect(&ge2e, &tiny, false);
+        assert_eq!(frames, ge2e_frames(&tiny));
     }
 
     #[test]
     fn a_consumer_that_stops_early_stops_the_helper() {
         let samples = signal(40 * 64 * 1024);
-        let mel = MelFrontend::new();
+        let ge2e = encoder(EmbeddingModel::Ge2e);
         let mut source = SliceSource::new(&samples);
-        let first = with_arrivals(&mut source, &mel, true, |arrivals| {
+        let first = with_arrivals(&mut source, &ge2e, true, |arrivals| {
             let arrival = arrivals.next().expect("one chunk")?;
             Ok(arrival.samples.len())
         })

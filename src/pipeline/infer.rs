@@ -12,12 +12,12 @@ use std::time::Instant;
 use candle_core::{Device, Module, Tensor};
 
 use super::embeddings::{PartialGrid, partials_used};
+use super::encoder::Encoder;
 use super::feed::Arrival;
 use super::frames::{LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, live_geometry, num_windows};
 use crate::audio::AudioStream;
 use crate::error::{Error, Result};
-use crate::models::embedding::SpeakerEncoder;
-use crate::models::mel::{self, MelFrontend, N_MELS};
+use crate::models::mel;
 use crate::models::segmentation::{Geometry, Segmentation};
 use crate::progress::{Progress, Stage};
 
@@ -27,8 +27,6 @@ use super::params::PipelineParams;
 pub(crate) const MEL_PAD: usize = mel::CENTER_PAD_SAMPLES;
 /// Samples one mel frame reads.
 pub(crate) const MEL_WINDOW: usize = mel::WINDOW_SAMPLES;
-/// Dimension of a GE2E embedding.
-pub const EMBEDDING_DIM: usize = crate::models::embedding::EMBEDDING_DIM;
 
 /// Where 16 kHz mono samples come from: a file being decoded, or memory.
 pub trait SampleSource: Send {
@@ -78,8 +76,7 @@ impl SampleSource for SliceSource<'_> {
 /// The networks one job runs, all on one device.
 pub struct Networks<'a> {
     pub segmentation: &'a Segmentation,
-    pub encoder: &'a SpeakerEncoder,
-    pub mel: &'a MelFrontend,
+    pub encoder: &'a Encoder,
     pub device: &'a Device,
 }
 
@@ -96,9 +93,11 @@ pub struct Inferred {
     pub activity: Vec<f32>,
     /// Mel frames between partial starts.
     pub partial_grid: usize,
-    /// (partials, 256) L2-normalised GE2E partial embeddings; partial `p`
-    /// covers mel frames `[p·grid, p·grid + 160)`.
+    /// (partials, embedding_dim) unit-length partial embeddings; partial
+    /// `p` covers feature frames `[p·grid, p·grid + 160)`.
     pub partials: Vec<f32>,
+    /// Values in one embedding (the encoder's).
+    pub embedding_dim: usize,
     /// Partials that went through the speaker encoder (the rest were not
     /// needed and are zeros).
     pub partials_embedded: usize,
@@ -131,11 +130,15 @@ impl Inferred {
     }
 
     pub fn num_partials(&self) -> usize {
-        self.partials.len() / EMBEDDING_DIM
+        self.partials
+            .len()
+            .checked_div(self.embedding_dim)
+            .unwrap_or(0)
     }
 
     pub fn partial(&self, p: usize) -> &[f32] {
-        &self.partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM]
+        let d = self.embedding_dim;
+        &self.partials[p * d..(p + 1) * d]
     }
 }
 
@@ -169,7 +172,7 @@ pub fn infer(
 ) -> Result<Inferred> {
     let ahead = !nets.device.is_cpu();
     let hint = source.len_hint();
-    super::feed::with_arrivals(source, nets.mel, ahead, |arrivals| {
+    super::feed::with_arrivals(source, nets.encoder, ahead, |arrivals| {
         consume(
             nets, arrivals, hint, step, grid, batches, selection, progress,
         )
@@ -194,14 +197,18 @@ fn consume(
         geometry: geo,
         step,
         partial_grid: grid,
+        embedding_dim: nets.encoder.embedding_dim(),
         ..Inferred::default()
     };
     // `padded[i]` is sample `base + i - MEL_PAD`: the windows' samples,
     // indexed as in the mel frames' stream (behind librosa's leading zeros).
     let mut padded: Vec<f32> = vec![0.0; MEL_PAD];
     let mut base = 0usize;
-    let mut mel_frames: VecDeque<[f32; N_MELS]> = VecDeque::new();
-    let mut mel_base = 0usize; // absolute index of mel_frames[0]
+    // The encoder's feature frames, row-major, `width` values each.
+    let width = nets.encoder.frame_width();
+    let dim = nets.encoder.embedding_dim();
+    let mut mel_frames: VecDeque<f32> = VecDeque::new();
+    let mut mel_base = 0usize; // absolute index of the first frame held
     let mut next_window = 0usize;
     let mut next_partial = 0usize;
     // Windows [batch_first, next_window) wait for the segmentation network;
@@ -211,8 +218,7 @@ fn consume(
     // Partials some segmented window reads (with `PartialSelection::UsedBy`).
     let mut used: Vec<bool> = Vec::new();
     let mut used_scratch = Vec::new();
-    let mut partial_batch: Vec<f32> =
-        Vec::with_capacity(batches.partials * PARTIAL_FRAMES * N_MELS);
+    let mut partial_batch: Vec<f32> = Vec::with_capacity(batches.partials * PARTIAL_FRAMES * width);
     // Which partial each row of `partial_batch` is.
     let mut partial_rows: Vec<usize> = Vec::with_capacity(batches.partials);
     let mut in_flight: Vec<EncoderBatch> = Vec::new();
@@ -304,8 +310,9 @@ fn consume(
         }
 
         let started = Instant::now();
-        mel_frames.extend(arrival.mel);
-        let mel_total = mel_base + mel_frames.len();
+        mel_frames.extend(arrival.frames);
+        let held = mel_frames.len() / width;
+        let mel_total = mel_base + held;
         // Partials on the grid; at the end, one zero-padded partial when the
         // recording is shorter than a partial.
         let last_partial = if mel_total >= PARTIAL_FRAMES || eof {
@@ -332,17 +339,15 @@ fn consume(
                 }
             };
             next_partial += 1;
-            out.partials.resize(next_partial * EMBEDDING_DIM, 0.0);
+            out.partials.resize(next_partial * dim, 0.0);
             if !wanted {
                 continue;
             }
             let first = p * grid - mel_base;
-            let available = mel_frames.len().saturating_sub(first).min(PARTIAL_FRAMES);
-            for frame in mel_frames.range(first..first + available) {
-                partial_batch.extend_from_slice(frame);
-            }
+            let available = held.saturating_sub(first).min(PARTIAL_FRAMES);
+            partial_batch.extend(mel_frames.range(first * width..(first + available) * width));
             partial_batch.resize(
-                partial_batch.len() + (PARTIAL_FRAMES - available) * N_MELS,
+                partial_batch.len() + (PARTIAL_FRAMES - available) * width,
                 0.0,
             );
             partial_rows.push(p);
@@ -353,8 +358,8 @@ fn consume(
         out.embedding_s += started.elapsed().as_secs_f64();
 
         // Forget what no window, mel frame or partial will read again.
-        let keep_mel = (next_partial * grid).min(mel_base + mel_frames.len());
-        mel_frames.drain(..keep_mel - mel_base);
+        let keep_mel = (next_partial * grid).min(mel_base + held);
+        mel_frames.drain(..(keep_mel - mel_base) * width);
         mel_base = keep_mel;
         // (At the end the next window may start past the last sample.)
         let keep_sample = (batch_first * step + MEL_PAD).min(base + padded.len());
@@ -457,9 +462,10 @@ fn read_embeddings(in_flight: &mut Vec<EncoderBatch>, out: &mut Inferred) -> Res
         for (&p, row) in batch
             .rows
             .iter()
-            .zip(embeddings.chunks_exact(EMBEDDING_DIM))
+            .zip(embeddings.chunks_exact(out.embedding_dim))
         {
-            out.partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM].copy_from_slice(row);
+            let d = out.embedding_dim;
+            out.partials[p * d..(p + 1) * d].copy_from_slice(row);
         }
         out.partials_embedded += batch.rows.len();
     }
@@ -493,9 +499,7 @@ pub fn embed_partials(nets: &Networks, mels: &[f32]) -> Result<Vec<f32>> {
 /// The speaker encoder issued on the partials laid end to end in `mels`:
 /// (partials, 256) on the networks' device.
 fn encode(nets: &Networks, mels: &[f32]) -> Result<Tensor> {
-    let n = mels.len() / (PARTIAL_FRAMES * N_MELS);
-    let mels = Tensor::from_slice(mels, (n, PARTIAL_FRAMES, N_MELS), nets.device)?;
-    Ok(nets.encoder.forward(&mels)?)
+    nets.encoder.encode(mels, PARTIAL_FRAMES, nets.device)
 }
 
 /// A network's output, read back to the host, row-major.

@@ -6,6 +6,7 @@ pub mod binarize;
 pub mod clustering;
 mod diarizer;
 pub mod embeddings;
+pub mod encoder;
 mod feed;
 pub mod frames;
 pub mod infer;
@@ -30,10 +31,10 @@ pub use params::PipelineParams;
 use crate::audio::{AudioStream, SAMPLE_RATE};
 use crate::diarization::{Diarization, StageTimings, Turn};
 use crate::error::{Error, Result};
-use crate::models::embedding::SpeakerEncoder;
-use crate::models::mel::MelFrontend;
+use crate::models::embedding::EmbeddingModel;
 use crate::models::segmentation::{Segmentation, SegmentationModel};
 use crate::progress::{Progress, Stage};
+use encoder::Encoder;
 
 /// The networks on one device, plus the recipe's parameters.
 pub struct Pipeline {
@@ -41,8 +42,8 @@ pub struct Pipeline {
     /// Each segmentation checkpoint, in `SegmentationModel::ALL` order,
     /// loaded when a job first asks for it (the parameters' one at load).
     segmentations: [OnceLock<Segmentation>; SegmentationModel::ALL.len()],
-    encoder: SpeakerEncoder,
-    mel: MelFrontend,
+    /// Each speaker encoder, in `EmbeddingModel::ALL` order, loaded alike.
+    encoders: [OnceLock<Encoder>; EmbeddingModel::ALL.len()],
     device: Device,
     params: PipelineParams,
 }
@@ -54,12 +55,12 @@ impl Pipeline {
         let pipeline = Self {
             models_dir: models_dir.to_path_buf(),
             segmentations: Default::default(),
-            encoder: SpeakerEncoder::load(models_dir, device)?,
-            mel: MelFrontend::new(),
+            encoders: Default::default(),
             device: device.clone(),
             params: PipelineParams::default(),
         };
         pipeline.segmentation(pipeline.params.models.segmentation)?;
+        pipeline.encoder(pipeline.params.models.embedding)?;
         Ok(pipeline)
     }
 
@@ -67,6 +68,7 @@ impl Pipeline {
     /// job asks for other networks.
     pub fn with_params(mut self, params: PipelineParams) -> Result<Self> {
         self.segmentation(params.models.segmentation)?;
+        self.encoder(params.models.embedding)?;
         self.params = params;
         Ok(self)
     }
@@ -82,6 +84,20 @@ impl Pipeline {
             return Ok(loaded);
         }
         let loaded = Segmentation::load(model, &self.models_dir, &self.device)?;
+        Ok(slot.get_or_init(|| loaded))
+    }
+
+    /// `model`, loaded on first use.
+    fn encoder(&self, model: EmbeddingModel) -> Result<&Encoder> {
+        let index = EmbeddingModel::ALL
+            .iter()
+            .position(|&m| m == model)
+            .unwrap_or_default();
+        let slot = &self.encoders[index];
+        if let Some(loaded) = slot.get() {
+            return Ok(loaded);
+        }
+        let loaded = Encoder::load(model, &self.models_dir, &self.device)?;
         Ok(slot.get_or_init(|| loaded))
     }
 
@@ -112,8 +128,7 @@ impl Pipeline {
     fn networks_for(&self, models: ModelChoice) -> Result<infer::Networks<'_>> {
         Ok(infer::Networks {
             segmentation: self.segmentation(models.segmentation)?,
-            encoder: &self.encoder,
-            mel: &self.mel,
+            encoder: self.encoder(models.embedding)?,
             device: &self.device,
         })
     }
@@ -258,8 +273,9 @@ fn speaker_embeddings(
                 .filter_map(|(s, _)| s.embedding.as_deref().map(|e| (e, s.clean)))
         };
         let any_clean = members().any(|(_, clean)| clean);
-        let mut sum = vec![0f32; infer::EMBEDDING_DIM];
+        let mut sum: Vec<f32> = Vec::new();
         for (e, _) in members().filter(|(_, clean)| *clean || !any_clean) {
+            sum.resize(e.len(), 0.0);
             sum.iter_mut().zip(e).for_each(|(s, x)| *s += x);
         }
         let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -17,15 +17,12 @@ use super::turns::{LiveTurn, OpenTurns, label, merge_touching, speaker_index};
 use crate::audio::SAMPLE_RATE;
 use crate::diarization::{Diarization, StageTimings, Turn};
 use crate::error::{Error, Result};
-use crate::models::mel::N_MELS;
 use crate::pipeline::binarize::hysteresis;
 use crate::pipeline::embeddings::window_speakers;
 use crate::pipeline::frames::{
     FRAME_SPAN, FRAME_STEP, LOCAL_SPEAKERS, MEL_HOP, PARTIAL_FRAMES, WINDOW_FRAMES, WINDOW_SAMPLES,
 };
-use crate::pipeline::infer::{
-    EMBEDDING_DIM, MEL_PAD, MEL_WINDOW, Networks, embed_partials, segment,
-};
+use crate::pipeline::infer::{MEL_PAD, MEL_WINDOW, Networks, embed_partials, segment};
 use crate::pipeline::params::PipelineParams;
 
 /// Windows segmented in one network call when the session is behind.
@@ -44,7 +41,8 @@ pub struct LiveState {
     padded: Vec<f32>,
     pad_base: usize,
     /// Mel frames from `mel_base`.
-    mel: VecDeque<[f32; N_MELS]>,
+    /// Feature frames, row-major, the encoder's frame width each.
+    mel: VecDeque<f32>,
     mel_base: usize,
     /// Partial embeddings from `partial_base`.
     partials: VecDeque<Vec<f32>>,
@@ -190,19 +188,26 @@ impl LiveState {
 
     /// Mel frames over everything that has arrived (CPU only).
     fn compute_mel(&mut self, nets: &Networks) {
-        let computed = self.mel_base + self.mel.len();
+        let computed = self.mel_base + self.frames_held();
         let from = computed * MEL_HOP - self.pad_base;
         if self.padded.len() >= from + MEL_WINDOW {
             let mut frames = Vec::new();
-            nets.mel
+            nets.encoder
                 .frames_from_padded(&self.padded[from..], &mut frames);
             self.mel.extend(frames);
         }
     }
 
+    /// Feature frames held in `mel`.
+    fn frames_held(&self) -> usize {
+        self.mel.len() / self.pipe.models.embedding.frame_width()
+    }
+
     fn compute_partials(&mut self, nets: &Networks) -> Result<()> {
         let grid = self.pipe.partial_grid;
-        let mel_total = self.mel_base + self.mel.len();
+        let width = nets.encoder.frame_width();
+        let dim = nets.encoder.embedding_dim();
+        let mel_total = self.mel_base + self.frames_held();
         let due = if mel_total >= PARTIAL_FRAMES {
             (mel_total - PARTIAL_FRAMES) / grid + 1
         } else {
@@ -214,14 +219,13 @@ impl LiveState {
         }
         self.batch.clear();
         for p in next..due {
-            let first = p * grid - self.mel_base;
-            for frame in self.mel.range(first..first + PARTIAL_FRAMES) {
-                self.batch.extend_from_slice(frame);
-            }
+            let first = (p * grid - self.mel_base) * width;
+            self.batch
+                .extend(self.mel.range(first..first + PARTIAL_FRAMES * width));
         }
         let embeddings = embed_partials(nets, &self.batch)?;
         self.partials
-            .extend(embeddings.chunks_exact(EMBEDDING_DIM).map(<[f32]>::to_vec));
+            .extend(embeddings.chunks_exact(dim).map(<[f32]>::to_vec));
         Ok(())
     }
 
@@ -333,11 +337,11 @@ impl LiveState {
     #[doc(hidden)]
     pub fn replay_window(&mut self, end: usize, scores: &[f32], partials: &[f32]) -> Vec<LiveTurn> {
         let grid = self.pipe.partial_grid;
+        let dim = self.pipe.models.embedding.embedding_dim();
         let ready =
             |p: usize| (p * grid + PARTIAL_FRAMES - 1) * MEL_HOP + MEL_WINDOW - MEL_PAD <= end;
         let lookup = |p: usize| {
-            (ready(p) && (p + 1) * EMBEDDING_DIM <= partials.len())
-                .then(|| &partials[p * EMBEDDING_DIM..(p + 1) * EMBEDDING_DIM])
+            (ready(p) && (p + 1) * dim <= partials.len()).then(|| &partials[p * dim..(p + 1) * dim])
         };
         let mut updates = Vec::new();
         self.label_window(end, scores, &lookup, &mut updates);
@@ -358,13 +362,16 @@ impl LiveState {
             self.partial_base = keep_partial;
         }
         let next_partial = self.partial_base + self.partials.len();
-        let keep_mel = (next_partial * self.pipe.partial_grid).min(self.mel_base + self.mel.len());
+        let width = self.pipe.models.embedding.frame_width();
+        let keep_mel =
+            (next_partial * self.pipe.partial_grid).min(self.mel_base + self.frames_held());
         if keep_mel > self.mel_base {
-            self.mel.drain(..keep_mel - self.mel_base);
+            self.mel.drain(..(keep_mel - self.mel_base) * width);
             self.mel_base = keep_mel;
         }
         // In padded coordinates: the next mel frame and the next window.
-        let keep_padded = ((self.mel_base + self.mel.len()) * MEL_HOP).min(next_start + MEL_PAD);
+        let keep_padded =
+            ((self.mel_base + self.frames_held()) * MEL_HOP).min(next_start + MEL_PAD);
         if keep_padded > self.pad_base {
             self.padded.drain(..keep_padded - self.pad_base);
             self.pad_base = keep_padded;

@@ -104,6 +104,29 @@ fn sample_with_segmentation_3_meets_the_accuracy_bar() -> Result<()> {
     Ok(())
 }
 
+/// The CAM++ speaker encoder through the same pipeline: the sample's two
+/// voices, and its embeddings' width in the result.
+#[test]
+fn sample_with_campplus_meets_the_accuracy_bar() -> Result<()> {
+    let options = DiarizeOptions {
+        models: Some(models("3.0+campplus")),
+        ..DiarizeOptions::default()
+    };
+    let result = pipeline().diarize_file(&sample(), &options, BATCHES, &mut ())?;
+    let reference = export::read_rttm(&root().join("samples/sample.rttm"))?;
+    let errors = eval::diarization_error(
+        &reference["sample"],
+        &result.turns,
+        Some((0.0, 30.0)),
+        0.0,
+        false,
+    );
+    assert_eq!(result.num_speakers(), 2, "{:?}", result.speakers);
+    assert!(errors.der() < 0.10, "DER {:.2} %", 100.0 * errors.der());
+    assert!(result.embeddings.values().all(|e| e.len() == 192));
+    Ok(())
+}
+
 #[test]
 fn exact_speaker_count_is_honoured() -> Result<()> {
     for n in [1, 3] {
@@ -270,7 +293,7 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn skipping_unused_partials_changes_nothing() -> Result<()> {
-    for choice in ["2022+ge2e", "3.0+ge2e"] {
+    for choice in ["2022+ge2e", "3.0+ge2e", "3.0+campplus"] {
         skipping_unused_partials_changes_nothing_with(models(choice))?;
     }
     Ok(())

@@ -58,7 +58,7 @@ fn parse_device(s: &str) -> Result<DevicePreference, String> {
 }
 
 /// `--models SEG+ENC`: SEG is 2022 (pyannote/segmentation 2022.07) or 3.0
-/// (pyannote/segmentation-3.0), ENC is ge2e.
+/// (pyannote/segmentation-3.0), ENC is ge2e or campplus.
 fn parse_models(s: &str) -> Result<diarist::ModelChoice, String> {
     s.parse().map_err(|e: diarist::Error| e.to_string())
 }

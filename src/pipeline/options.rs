@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::models::embedding::EmbeddingModel;
 use crate::models::segmentation::SegmentationModel;
 
-/// The networks a job runs, written `SEG+ENC`: "2022+ge2e" (the default)
-/// or "3.0+ge2e".
+/// The networks a job runs, written `SEG+ENC`: "2022+ge2e" (the default),
+/// "3.0+ge2e", "2022+campplus" or "3.0+campplus".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ModelChoice {
@@ -168,6 +168,10 @@ mod tests {
         assert_eq!(
             "2022.07+ge2e".parse::<ModelChoice>().unwrap(),
             ModelChoice::default()
+        );
+        assert_eq!(
+            "3.0+campplus".parse::<ModelChoice>().unwrap().embedding,
+            crate::models::embedding::EmbeddingModel::CamPlus
         );
         for bad in ["3.0", "3.0+", "4+ge2e", "2022+xvector"] {
             assert!(bad.parse::<ModelChoice>().is_err(), "{bad}");

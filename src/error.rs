@@ -54,6 +54,11 @@ pub enum Error {
     #[error("{backend} backend: {reason}")]
     Backend { backend: String, reason: String },
 
+    /// The decoder panicked on this file's bytes: the file's fault, not
+    /// the device's, so it never sends a job (or the app) to the CPU.
+    #[error("the decoder failed on this file ({0}); it may be damaged")]
+    DecoderPanic(String),
+
     /// A job panicked; the engine caught it and kept running.
     #[error("the job panicked: {0}")]
     Panic(String),
@@ -95,5 +100,16 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// The message a caught panic carried.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }

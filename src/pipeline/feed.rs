@@ -72,7 +72,18 @@ impl Iterator for Feed<'_> {
         }
         let mut arrival = Arrival::default();
         let started = Instant::now();
-        if let Err(e) = self.source.read_chunk(&mut arrival.samples) {
+        // A decoder that panics on a damaged file fails that file: caught
+        // here, on whichever thread decodes, it cannot pass for a failure
+        // of the device the networks run on.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.source.read_chunk(&mut arrival.samples)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(Error::DecoderPanic(crate::error::panic_message(
+                payload.as_ref(),
+            )))
+        });
+        if let Err(e) = read {
             self.done = true;
             return Some(Err(e));
         }
@@ -211,6 +222,41 @@ mod tests {
         let tiny = signal(100);
         let (_, frames, _) = collect(&ge2e, &tiny, false);
         assert_eq!(frames, ge2e_frames(&tiny));
+    }
+
+    /// A source whose decoder panics after one chunk.
+    struct PanickingSource(usize);
+
+    impl SampleSource for PanickingSource {
+        fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize> {
+            self.0 += 1;
+            assert!(self.0 < 2, "corrupt frame header");
+            out.extend(signal(16_000));
+            Ok(16_000)
+        }
+
+        fn len_hint(&self) -> Option<usize> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_decoder_panic_is_that_files_error_inline_and_ahead() {
+        let ge2e = encoder(EmbeddingModel::Ge2e);
+        for ahead in [false, true] {
+            let mut source = PanickingSource(0);
+            let error = with_arrivals(&mut source, &ge2e, ahead, |arrivals| {
+                for arrival in arrivals {
+                    arrival?;
+                }
+                Ok(())
+            })
+            .expect_err("the second chunk panics");
+            assert!(
+                matches!(&error, Error::DecoderPanic(m) if m.contains("corrupt frame header")),
+                "{error:?} (ahead: {ahead})"
+            );
+        }
     }
 
     #[test]

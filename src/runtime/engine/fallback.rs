@@ -13,7 +13,7 @@ use candle_core::Device;
 
 use super::Shared;
 use super::worker::Worker;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, panic_message};
 use crate::runtime::Diarizer;
 use crate::runtime::device::Backend;
 use crate::runtime::events::{Event, Fallback, JobId};
@@ -115,6 +115,7 @@ fn falls_back(e: &Error) -> bool {
         e,
         Error::Cancelled
             | Error::Decode { .. }
+            | Error::DecoderPanic(_)
             | Error::Io { .. }
             | Error::InvalidOption(_)
             | Error::Parse { .. }
@@ -125,16 +126,6 @@ fn falls_back(e: &Error) -> bool {
 pub(super) fn load_caught<D: Diarizer>(models_dir: &Path, device: &Device) -> Result<D> {
     catch_unwind(AssertUnwindSafe(|| D::load(models_dir, device)))
         .unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload.as_ref()))))
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }
 
 #[cfg(test)]

@@ -163,8 +163,8 @@ impl std::str::FromStr for SegmentationModel {
 
     fn from_str(s: &str) -> crate::Result<Self> {
         match s {
-            "2022" | "2022.07" => Ok(Self::Pyannote2022),
-            "3" | "3.0" | "30" => Ok(Self::Pyannote3),
+            "2022" | "2022.07" | "seg2022" => Ok(Self::Pyannote2022),
+            "3" | "3.0" | "30" | "seg30" => Ok(Self::Pyannote3),
             _ => Err(crate::Error::InvalidOption(format!(
                 "unknown segmentation model {s:?} (expected 2022 or 3.0)"
             ))),

@@ -19,7 +19,8 @@ pub enum Encoder {
         mel: MelFrontend,
     },
     CamPlus {
-        net: CamPlus,
+        // Boxed: its many layers would make every `Encoder` that large.
+        net: Box<CamPlus>,
         fbank: KaldiFbank,
     },
 }
@@ -37,7 +38,7 @@ impl Encoder {
                 mel: MelFrontend::new(),
             },
             EmbeddingModel::CamPlus => Self::CamPlus {
-                net: CamPlus::load(models_dir, device)?,
+                net: Box::new(CamPlus::load(models_dir, device)?),
                 fbank: KaldiFbank::default(),
             },
         })

@@ -75,30 +75,18 @@ impl Pipeline {
 
     /// `model`, loaded on first use.
     fn segmentation(&self, model: SegmentationModel) -> Result<&Segmentation> {
-        let index = SegmentationModel::ALL
-            .iter()
-            .position(|&m| m == model)
-            .unwrap_or_default();
-        let slot = &self.segmentations[index];
-        if let Some(loaded) = slot.get() {
-            return Ok(loaded);
-        }
-        let loaded = Segmentation::load(model, &self.models_dir, &self.device)?;
-        Ok(slot.get_or_init(|| loaded))
+        let index = SegmentationModel::ALL.iter().position(|&m| m == model);
+        loaded_once(&self.segmentations[index.unwrap_or_default()], || {
+            Segmentation::load(model, &self.models_dir, &self.device)
+        })
     }
 
     /// `model`, loaded on first use.
     fn encoder(&self, model: EmbeddingModel) -> Result<&Encoder> {
-        let index = EmbeddingModel::ALL
-            .iter()
-            .position(|&m| m == model)
-            .unwrap_or_default();
-        let slot = &self.encoders[index];
-        if let Some(loaded) = slot.get() {
-            return Ok(loaded);
-        }
-        let loaded = Encoder::load(model, &self.models_dir, &self.device)?;
-        Ok(slot.get_or_init(|| loaded))
+        let index = EmbeddingModel::ALL.iter().position(|&m| m == model);
+        loaded_once(&self.encoders[index.unwrap_or_default()], || {
+            Encoder::load(model, &self.models_dir, &self.device)
+        })
     }
 
     /// The parameters a job that runs `models` uses: the pipeline's own when
@@ -247,6 +235,16 @@ impl Pipeline {
         result.embeddings = speaker_embeddings(&speakers, &clustering, &order);
         Ok(result)
     }
+}
+
+/// What `slot` holds, loaded by `load` the first time (a failed load is
+/// tried again by the next job that asks).
+fn loaded_once<T>(slot: &OnceLock<T>, load: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(loaded) = slot.get() {
+        return Ok(loaded);
+    }
+    let loaded = load()?;
+    Ok(slot.get_or_init(|| loaded))
 }
 
 fn checkpoint(progress: &mut dyn Progress, stage: Stage) -> Result<()> {

@@ -163,6 +163,16 @@ pub fn set_safe_mode<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), Com
 /// Handles one event from the engine's job subscription.
 pub fn on_engine_event<R: Runtime>(app: &AppHandle<R>, event: Event) {
     let shell = app.state::<Shell>();
+    // A CPU re-run that finished says the device was at fault: the switch
+    // stays flipped across restarts. One that fails as well says the job was
+    // (a damaged file, say), and nothing is persisted.
+    if let Event::Done {
+        fallback: Some(_), ..
+    } = &event
+        && let Err(e) = shell.settings.update(|s| s.safe_mode = true)
+    {
+        eprintln!("diarist-app: {e}");
+    }
     match &event {
         Event::BackendChanged {
             backend,
@@ -214,7 +224,8 @@ fn notify_fallback<R: Runtime>(app: &AppHandle<R>, from: &str, reason: &str) {
 fn notify_fallback<R: Runtime>(_app: &AppHandle<R>, _from: &str, _reason: &str) {}
 
 /// A GPU failure: the engine is re-running the job on the CPU and stays in
-/// safe mode. Tell the user even if the window is hidden, and remember it.
+/// safe mode for this session. Tell the user even if the window is hidden;
+/// the switch is saved once the re-run succeeds (`on_engine_event`).
 fn on_fallback<R: Runtime>(app: &AppHandle<R>, job: JobId, from: Backend, reason: &str) {
     let from = stats::backend_label(from);
     notify_fallback(app, from, reason);
@@ -226,9 +237,6 @@ fn on_fallback<R: Runtime>(app: &AppHandle<R>, job: JobId, from: Backend, reason
     let _ = app.emit_to(MAIN_WINDOW, events::FALLBACK, &view);
     let _ = app.emit_to(MAIN_WINDOW, events::SAFE_MODE_CHANGED, true);
     tray::show_safe_mode(app, true);
-    if let Err(e) = app.state::<Shell>().settings.update(|s| s.safe_mode = true) {
-        eprintln!("diarist-app: {e}");
-    }
 }
 
 /// Sends stats to the window's status bar and the tray tooltip.

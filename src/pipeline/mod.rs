@@ -311,8 +311,13 @@ impl crate::runtime::Diarizer for Pipeline {
         batch_size: usize,
         progress: &mut dyn Progress,
     ) -> Result<Diarization> {
+        // The engine sizes `batch_size` for 2022.07's 5 s windows
+        // (`runtime::memory`); a longer window costs proportionally more.
+        let models = job.options.models.unwrap_or(self.params.models);
+        let window = models.segmentation.geometry().window_samples;
+        let reference = SegmentationModel::Pyannote2022.geometry().window_samples;
         let batches = Batches {
-            windows: batch_size,
+            windows: (batch_size * reference / window).max(1),
             partials: batch_size * PARTIALS_PER_WINDOW_BATCH,
         };
         self.diarize_file(&job.path, &job.options, batches, progress)

@@ -12,6 +12,7 @@ use super::live::{LiveState, LiveTurn};
 use super::{Batches, DiarizeOptions, Pipeline};
 use crate::diarization::Diarization;
 use crate::error::{Error, Result};
+use crate::models::segmentation::SegmentationModel;
 use crate::progress::Progress;
 
 /// What the engine thread loads on a device and runs jobs with. The real
@@ -78,8 +79,13 @@ impl Diarizer for Pipeline {
         batch_size: usize,
         progress: &mut dyn Progress,
     ) -> Result<Diarization> {
+        // The engine sizes `batch_size` for 2022.07's 5 s windows
+        // (`runtime::memory`); a longer window costs proportionally more.
+        let models = job.options.models.unwrap_or(self.params().models);
+        let window = models.segmentation.geometry().window_samples;
+        let reference = SegmentationModel::Pyannote2022.geometry().window_samples;
         let batches = Batches {
-            windows: batch_size,
+            windows: (batch_size * reference / window).max(1),
             partials: batch_size * PARTIALS_PER_WINDOW_BATCH,
         };
         self.diarize_file(&job.path, &job.options, batches, progress)

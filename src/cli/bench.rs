@@ -16,6 +16,7 @@ use diarist::bench::segmentation::{segmentation_stage_times, segmentation_throug
 use diarist::models::embedding::SpeakerEncoder;
 use diarist::models::mel::MelFrontend;
 use diarist::models::segmentation::{Segmentation, SegmentationModel};
+use diarist::pipeline::encoder::Encoder;
 use diarist::pipeline::{Pipeline, PipelineParams};
 use diarist::runtime::{
     Backend, Engine, Event, GpuMemory, JobSpec, device::choose_gpu, peak_rss_bytes,
@@ -271,24 +272,32 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
     // take them as one signal, the way the pipeline runs them.
     let step = diarist::audio::SAMPLE_RATE as usize / 2;
     let n = (samples.len() - geo.window_samples) / step + 1;
-    let mel = MelFrontend::new().mel(&samples);
-    let partials: Vec<f32> = (0..(mel.len() - 160) / 80 + 1)
-        .flat_map(|p| mel[p * 80..p * 80 + 160].iter().flatten().copied())
-        .collect();
-    let m = partials.len() / (160 * 40);
+    // The chosen encoder's 1.6 s partials every 0.8 s, from its own frames.
+    const PARTIAL: usize = 160;
     let mut outputs = Vec::new();
+    let mut m = 0;
     for device in [candle_core::Device::Cpu, device] {
         let seg = Segmentation::load(model, &dir, &device)?;
-        let enc = SpeakerEncoder::load(&dir, &device)?;
+        let enc = Encoder::load(args.models.embedding, &dir, &device)?;
+        let width = enc.frame_width();
+        let mut frames = Vec::new();
+        let count = enc.frames_from_padded(&samples, &mut frames);
+        let partials: Vec<f32> = (0..(count - PARTIAL) / 80 + 1)
+            .flat_map(|p| {
+                frames[p * 80 * width..(p * 80 + PARTIAL) * width]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        m = partials.len() / (PARTIAL * width);
         let signal = candle_core::Tensor::from_slice(&samples, samples.len(), &device)?;
-        let mels = candle_core::Tensor::from_slice(&partials, (m, 160, 40), &device)?;
         let scores = seg
             .forward_windows(&signal, step)?
             .flatten_all()?
             .to_device(&candle_core::Device::Cpu)?
             .to_vec1::<f32>()?;
         let embeddings = enc
-            .forward(&mels)?
+            .encode(&partials, PARTIAL, &device)?
             .flatten_all()?
             .to_device(&candle_core::Device::Cpu)?
             .to_vec1::<f32>()?;
@@ -302,8 +311,9 @@ fn parity(args: &BenchArgs) -> anyhow::Result<()> {
         DiffStats::of(&cpu.0, &other.0, geo.frames_per_window * classes)
     );
     println!(
-        "embedding: {m} partials, |cpu - {backend}| {}",
-        DiffStats::of(&cpu.1, &other.1, 256)
+        "embedding {}: {m} partials, |cpu - {backend}| {}",
+        args.models.embedding.name(),
+        DiffStats::of(&cpu.1, &other.1, args.models.embedding.embedding_dim())
     );
     Ok(())
 }

@@ -86,6 +86,10 @@ impl CustomOp2 for Recurrence {
             i64::try_from(v)
                 .map_err(|_| candle_core::Error::msg("lstm-recurrence: dimension too large"))
         };
+        let unsigned = |v: usize| {
+            u32::try_from(v)
+                .map_err(|_| candle_core::Error::msg("lstm-recurrence: dimension too large"))
+        };
         // Row-major h (batch, hidden) · W (hidden, gates) is column-major
         // Wᵀ · hᵀ: m = gates, n = batch, k = hidden, one product a direction.
         let product = StridedBatchedConfig {
@@ -106,7 +110,7 @@ impl CustomOp2 for Recurrence {
             stride_b: long(batch * hidden)?,
             stride_c: long(batch * gates)?,
         };
-        let (rows_arg, hidden_arg) = (rows as u32, hidden as u32);
+        let (rows_arg, hidden_arg, cells) = (unsigned(rows)?, unsigned(hidden)?, unsigned(n)?);
         for t in 0..time {
             {
                 let h_prev = if t == 0 {
@@ -130,7 +134,7 @@ impl CustomOp2 for Recurrence {
             launch.arg(&hidden_arg);
             // SAFETY: argument types and order match diarist_lstm_step_f32,
             // and every buffer holds rows × (4·)hidden values.
-            unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+            unsafe { launch.launch(LaunchConfig::for_num_elems(cells)) }.w()?;
         }
         Ok((
             CudaStorage::wrap_cuda_slice(ys, device),

@@ -75,7 +75,13 @@ impl Packed {
             return None;
         }
         let mut data = vec![0f32; depth * gates + 16];
-        let offset = data.as_ptr().align_offset(64).min(16);
+        // The kernels load panels with aligned loads: the packed data must
+        // start on a 64-byte line inside the 16 spare floats, or not at all
+        // (`align_offset` may answer usize::MAX; gemm then runs instead).
+        let offset = data.as_ptr().align_offset(64);
+        if offset >= 16 {
+            return None;
+        }
         for p in 0..gates / PANEL {
             for k in 0..depth {
                 let dst = offset + (p * depth + k) * PANEL;
@@ -157,25 +163,30 @@ impl Packed {
 
 /// The LSTM cell update (gates in the order i, f, g, o → c, h in place)
 /// for the first units, 16 or 8 at a time (the kernel's width); returns
-/// how many it did. Only called where `Packed::new` succeeded.
+/// how many it did: none where this CPU has no packed kernel, and the
+/// caller updates the rest.
 pub fn lstm_cell(gates: &[f32], c: &mut [f32], h: &mut [f32]) -> usize {
     let hidden = c.len();
     assert!(gates.len() == 4 * hidden && h.len() == hidden);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: callers only get here when `detect` found a kernel; the
-    // assert bounds every access below `vectorised`.
-    unsafe {
-        if Kernel::detect() == Some(Kernel::Avx512) {
+    match Kernel::detect() {
+        Some(Kernel::Avx512) => {
             let vectorised = hidden / 16 * 16;
-            avx512::cell(gates, c, h, vectorised);
-            return vectorised;
+            // SAFETY: `detect` found AVX-512F on this CPU; the assert
+            // bounds every access below `vectorised`.
+            unsafe { avx512::cell(gates, c, h, vectorised) };
+            vectorised
         }
-        let vectorised = hidden / 8 * 8;
-        avx2::cell(gates, c, h, vectorised);
-        vectorised
+        Some(Kernel::Avx2) => {
+            let vectorised = hidden / 8 * 8;
+            // SAFETY: `detect` found AVX2 and FMA on this CPU; as above.
+            unsafe { avx2::cell(gates, c, h, vectorised) };
+            vectorised
+        }
+        None => 0,
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("no packed kernel on this architecture: {gates:?} {c:?} {h:?}")
+    0
 }
 
 /// dst = bias + X·W, X's rows read with a stride of their own, so they

@@ -63,8 +63,12 @@ pub fn expand(paths: &[PathBuf]) -> Inputs {
             inputs.files.push(path.clone());
         }
     }
+    // One file reached by two paths (`a/../a/x.wav`, a linked file) is
+    // queued once.
     let mut seen = BTreeSet::new();
-    inputs.files.retain(|p| seen.insert(p.clone()));
+    inputs
+        .files
+        .retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     inputs
 }
 
@@ -80,6 +84,12 @@ fn collect_audio(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         if hidden {
+            continue;
+        }
+        // A linked folder is not followed: a folder linked into itself
+        // would otherwise repeat its files at every level.
+        let linked_dir = entry.file_type().is_ok_and(|t| t.is_symlink()) && path.is_dir();
+        if linked_dir {
             continue;
         }
         if path.is_dir() {
@@ -106,6 +116,19 @@ mod tests {
     use std::fs;
 
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_linked_into_itself_gives_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("calls");
+        fs::create_dir(&top).unwrap();
+        fs::write(top.join("a.wav"), b"RIFF").unwrap();
+        std::os::unix::fs::symlink(&top, top.join("again")).unwrap();
+        std::os::unix::fs::symlink(top.join("a.wav"), top.join("b.wav")).unwrap();
+        let inputs = expand(&[top.clone(), top.join("./a.wav")]);
+        assert_eq!(inputs.files, vec![top.join("a.wav")], "{inputs:?}");
+    }
 
     #[test]
     fn folders_expand_to_their_audio_and_files_stay() {

@@ -196,13 +196,7 @@ fn pipeline(args: &BenchArgs) -> anyhow::Result<()> {
     let mut gpu: Option<GpuMemory> = None;
     for run in 1..=args.jobs.max(1) {
         let started = Instant::now();
-        engine.submit(JobSpec {
-            path: path.clone(),
-            options: DiarizeOptions {
-                models: Some(args.models),
-                ..DiarizeOptions::default()
-            },
-        })?;
+        engine.submit(bench_job(&path, args))?;
         let result = loop {
             match events.recv().context("the engine stopped")? {
                 Event::Done {
@@ -394,13 +388,7 @@ fn oom_check(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("engine-ready"), b"")?;
     wait_for("ballast-ready")?;
     let run_job = |label: &str| -> anyhow::Result<()> {
-        engine.submit(JobSpec {
-            path: path.clone(),
-            options: DiarizeOptions {
-                models: Some(args.models),
-                ..DiarizeOptions::default()
-            },
-        })?;
+        engine.submit(bench_job(&path, args))?;
         loop {
             match events.recv()? {
                 Event::Fallback { from, reason, .. } => {
@@ -501,4 +489,15 @@ fn build_recording(sources: &[PathBuf], minutes: f64, out: &Path) -> anyhow::Res
     }
     writer.finalize()?;
     Ok(written as f64 / 16_000.0)
+}
+
+/// The job each bench run submits: `path` with the chosen networks.
+fn bench_job(path: &std::path::Path, args: &BenchArgs) -> JobSpec {
+    JobSpec {
+        path: path.to_path_buf(),
+        options: DiarizeOptions {
+            models: Some(args.models),
+            ..DiarizeOptions::default()
+        },
+    }
 }
